@@ -1,0 +1,392 @@
+"""Posts, their tags, figures, sections and revision meta.
+
+Every field of the article page's "alphanode post meta" box is a typed column here; list-valued
+meta is either rows (tags, figures, sections) or a JSON list of strings (checklist, notes).
+"""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, URLValidator
+from django.db import models
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Difficulty(models.TextChoices):
+    BEGINNER = "beginner", "beginner"
+    INTERMEDIATE = "intermediate", "intermediate"
+    ADVANCED = "advanced", "advanced"
+
+
+class PublicationStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    PUBLISHED = "published", "published"
+
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    IN_REVIEW = "in_review", "in review"
+    REVIEWED = "reviewed", "reviewed"
+    OUTDATED = "outdated", "outdated"
+
+
+class TagKind(models.TextChoices):
+    STACK = "stack", "stack"
+    TOOL = "tool", "tool"
+    AREA = "area", "area"
+    PROBLEM = "problem", "problem"
+    LANGUAGE = "language", "language"
+    SCENARIO = "scenario", "scenario"
+    OTHER = "other", "other"
+
+
+class TagRole(models.TextChoices):
+    """What a tag is to a post: an item of its stack list, its tools list, or an entity."""
+
+    STACK = "stack", "stack"
+    TOOL = "tool", "tool"
+    ENTITY = "entity", "entity"
+
+
+class FigurePlacement(models.TextChoices):
+    """Where a figure stands in the body: after the intro, a section, or the checklist."""
+
+    INTRO = "intro", "after the intro"
+    SECTION = "section", "after a section"
+    CHECKLIST = "checklist", "after the checklist"
+
+
+SCORE_FIELDS = ("quality_score", "freshness_score", "depth_score", "clarity_score")
+HTTP_URL = URLValidator(schemes=["http", "https"])
+
+
+def validate_string_list(value):
+    """Reject anything but a list of non-empty strings (checklist items, notes)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValidationError("Expected a list of non-empty strings.")
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=TagKind.choices)
+    slug = models.SlugField(max_length=130, unique=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "name"], name="tag_unique_kind_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind})"
+
+    def get_absolute_url(self):
+        return reverse("posts:tag", kwargs={"slug": self.slug})
+
+
+class PostQuerySet(models.QuerySet):
+    def published(self):
+        """Posts readers may see: published, with a publication date not in the future."""
+        return self.filter(status=PublicationStatus.PUBLISHED, published_at__lte=timezone.now())
+
+    def newest_first(self):
+        return self.order_by("-published_at", "-id")
+
+    def with_tag(self, tag):
+        """Posts linked to `tag` in any role, each once."""
+        return self.filter(Exists(PostTag.objects.filter(post=OuterRef("pk"), tag=tag)))
+
+    def for_listing(self):
+        """Shape for list pages: 1 query for the posts + 1 for their stack tags."""
+        return self.only(
+            "id", "title", "slug", "summary", "published_at", "difficulty",
+            "reading_time", "code_language", "topic",
+        ).prefetch_related(
+            Prefetch(
+                "tag_links",
+                queryset=PostTag.objects.filter(role=TagRole.STACK)
+                .select_related("tag")
+                .order_by("position"),
+                to_attr="stack_links",
+            )
+        )
+
+    def for_article_page(self):
+        """Shape for the article page: post + revision, tag links, sections, figures (4 queries)."""
+        return self.select_related("revision").prefetch_related(
+            Prefetch(
+                "tag_links",
+                queryset=PostTag.objects.select_related("tag").order_by("role", "position"),
+                to_attr="all_tag_links",
+            ),
+            Prefetch("sections", queryset=Section.objects.order_by("position")),
+            Prefetch("figures", queryset=ImageSource.objects.order_by("position")),
+        )
+
+    def similar_to(self, post, limit):
+        """Up to `limit` posts sharing most tags with `post`, then newest (1 query).
+
+        `post` must come from for_article_page(), whose tag links give the tag ids.
+        """
+        tag_ids = {link.tag_id for link in post.all_tag_links}
+        if not tag_ids:
+            return self.none()
+        return (
+            self.exclude(pk=post.pk)
+            .filter(tag_links__tag__in=tag_ids)
+            .annotate(common_tags=Count("tag_links__tag", distinct=True))
+            .only("id", "title", "slug", "published_at", "difficulty", "reading_time",
+                  "code_language")
+            .order_by("-common_tags", "-published_at", "-id")[:limit]
+        )
+
+
+class Post(models.Model):
+    # Identity and publication
+    title = models.CharField(max_length=300)
+    slug = models.SlugField(max_length=255, unique=True)
+    status = models.CharField(
+        max_length=10, choices=PublicationStatus.choices, default=PublicationStatus.DRAFT
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    # Body
+    intro = models.TextField(blank=True)
+    checklist = models.JSONField(default=list, blank=True, validators=[validate_string_list])
+    final_notes = models.TextField(blank=True)
+
+    # Meta box
+    topic = models.CharField(max_length=200, blank=True)
+    summary = models.TextField(blank=True)
+    outline_context = models.CharField("ai outline: context", max_length=300, blank=True)
+    outline_problem = models.CharField("ai outline: problem", max_length=300, blank=True)
+    outline_stack = models.CharField("ai outline: stack", max_length=300, blank=True)
+    outline_action = models.CharField(
+        "ai outline: recommended action", max_length=300, blank=True
+    )
+    ai_brief = models.TextField("ai brief", blank=True)
+    code_language = models.CharField(max_length=50, blank=True)
+    difficulty = models.CharField(
+        max_length=12, choices=Difficulty.choices, default=Difficulty.BEGINNER
+    )
+    reading_time = models.PositiveSmallIntegerField("reading time (minutes)", default=1)
+    view_count = models.PositiveIntegerField(default=0)
+    quality_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    freshness_score = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)]
+    )
+    depth_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    clarity_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    reference = models.CharField(max_length=64, unique=True)
+    content_hash = models.CharField("hash", max_length=64, blank=True)
+    ai_generated_style = models.BooleanField(default=False)
+    has_images = models.BooleanField(default=False)
+    image_heavy = models.BooleanField(default=False)
+    needs_human_review = models.BooleanField(default=False)
+    notes = models.JSONField(default=list, blank=True, validators=[validate_string_list])
+
+    # Payload: where the content came from. source_id is the import key.
+    source_id = models.CharField(max_length=100, unique=True)
+    generator = models.CharField(max_length=100, blank=True)
+    paragraph_count = models.PositiveSmallIntegerField("paragraphs", default=0)
+    scenario = models.CharField(max_length=200, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    tags = models.ManyToManyField(Tag, through="PostTag", related_name="posts")
+
+    objects = PostQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        constraints = [
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{field}__gte": 0, f"{field}__lte": 100}),
+                    name=f"post_{field}_0_100",
+                )
+                for field in SCORE_FIELDS
+            ),
+            models.CheckConstraint(
+                condition=Q(difficulty__in=Difficulty.values), name="post_difficulty_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=PublicationStatus.values), name="post_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=PublicationStatus.PUBLISHED) | Q(published_at__isnull=False),
+                name="post_published_has_date",
+            ),
+        ]
+        indexes = [
+            # Listing pages: published posts, newest first.
+            models.Index(fields=["status", "-published_at", "-id"], name="post_listing_idx"),
+            models.Index(fields=["code_language"], name="post_code_language_idx"),
+            models.Index(
+                fields=["needs_human_review"],
+                name="post_needs_review_idx",
+                condition=Q(needs_human_review=True),
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def get_absolute_url(self):
+        return reverse("posts:detail", kwargs={"slug": self.slug})
+
+    # The helpers below read the lists prefetched by PostQuerySet.for_article_page(); they
+    # never query, and fail loudly (AttributeError) on a post loaded without that shape.
+    def _links(self, role):
+        return [link for link in self.all_tag_links if link.role == role]
+
+    @property
+    def stack(self):
+        return [link.tag for link in self._links(TagRole.STACK)]
+
+    @property
+    def tools(self):
+        return [link.tag for link in self._links(TagRole.TOOL)]
+
+    @property
+    def entities(self):
+        return [link.tag for link in self._links(TagRole.ENTITY)]
+
+    @property
+    def scores(self):
+        return [
+            ("quality", self.quality_score),
+            ("freshness", self.freshness_score),
+            ("depth", self.depth_score),
+            ("clarity", self.clarity_score),
+        ]
+
+    @property
+    def flags(self):
+        return [
+            ("ai generated style", self.ai_generated_style),
+            ("has images", self.has_images),
+            ("image heavy", self.image_heavy),
+            ("needs human review", self.needs_human_review),
+        ]
+
+    def body_blocks(self):
+        """Return the body in reading order: ("intro"|"section"|"checklist"|"final", item, figures).
+
+        Figures are attached to the block they follow.
+        """
+        after_section = {}
+        after = {FigurePlacement.INTRO: [], FigurePlacement.CHECKLIST: []}
+        for figure in self.figures.all():
+            if figure.placement == FigurePlacement.SECTION:
+                after_section.setdefault(figure.section_position, []).append(figure)
+            else:
+                after[figure.placement].append(figure)
+        blocks = [("intro", self.intro, after[FigurePlacement.INTRO])]
+        for section in self.sections.all():
+            blocks.append(("section", section, after_section.get(section.position, [])))
+        if self.checklist:
+            blocks.append(("checklist", self.checklist, after[FigurePlacement.CHECKLIST]))
+        elif after[FigurePlacement.CHECKLIST]:
+            blocks[-1][2].extend(after[FigurePlacement.CHECKLIST])
+        if self.final_notes:
+            blocks.append(("final", self.final_notes, []))
+        return blocks
+
+
+class Revision(models.Model):
+    post = models.OneToOneField(
+        Post, on_delete=models.CASCADE, primary_key=True, related_name="revision"
+    )
+    status = models.CharField(
+        max_length=12, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT
+    )
+    version = models.CharField(max_length=30, default="1.0.0")
+    last_reviewed = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RevisionStatus.values), name="revision_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="revision_status_idx")]
+
+    def __str__(self):
+        return f"{self.status} {self.version}"
+
+
+class PostTag(models.Model):
+    """A tag's place in one of a post's ordered lists (stack, tools, entities)."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="tag_links")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="post_links")
+    role = models.CharField(max_length=10, choices=TagRole.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["post", "role", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["post", "role", "tag"], name="posttag_unique_role_tag"),
+        ]
+        indexes = [
+            # Tag pages and similar posts look up posts by tag.
+            models.Index(fields=["tag", "post"], name="posttag_tag_post_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.post_id} {self.role} {self.tag_id}"
+
+
+class Section(models.Model):
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="sections")
+    position = models.PositiveSmallIntegerField()
+    heading = models.CharField(max_length=300)
+    body = models.TextField(help_text="Paragraphs separated by a blank line.")
+
+    class Meta:
+        ordering = ["post", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["post", "position"], name="section_unique_position"),
+        ]
+
+    def __str__(self):
+        return self.heading
+
+    @property
+    def paragraphs(self):
+        return [part.strip() for part in self.body.split("\n\n") if part.strip()]
+
+
+class ImageSource(models.Model):
+    """A figure of a post: where the image comes from, its caption, and where it stands."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="figures")
+    position = models.PositiveSmallIntegerField()
+    source = models.CharField(max_length=200)
+    url = models.URLField(max_length=1000, validators=[HTTP_URL])
+    caption = models.CharField(max_length=500)
+    placement = models.CharField(
+        max_length=10, choices=FigurePlacement.choices, default=FigurePlacement.INTRO
+    )
+    section_position = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The section the figure follows, when placed after one."
+    )
+
+    class Meta:
+        ordering = ["post", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["post", "position"], name="image_unique_position"),
+            models.CheckConstraint(
+                condition=(
+                    Q(placement=FigurePlacement.SECTION, section_position__isnull=False)
+                    | (~Q(placement=FigurePlacement.SECTION) & Q(section_position__isnull=True))
+                ),
+                name="image_section_position_iff_section",
+            ),
+        ]
+
+    def __str__(self):
+        return self.caption

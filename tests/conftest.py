@@ -1,0 +1,23 @@
+import pytest
+from django.db.models import FETCH_RAISE
+from django.db.models import query as django_query
+
+
+@pytest.fixture(autouse=True)
+def raise_on_lazy_loads(monkeypatch):
+    """Make every queryset in every test raise on a lazy foreign-key or deferred-field load.
+
+    Django 6.1's FETCH_RAISE turns an N+1 that a query-count test might miss (a field left out of
+    only(), a select_related forgotten) into FieldFetchBlocked, wherever the queryset comes from.
+    """
+    monkeypatch.setattr(django_query, "DEFAULT_FETCH_MODE", FETCH_RAISE)
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    """Start every test with an empty cache (Redis is shared by the test run)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,0 +1,100 @@
+"""Settings read from the environment, checked in fresh processes (settings load once)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alphanode.settings import env_bool
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "SECRET_KEY": "a-production-like-secret-key-that-is-long-and-random-0123456789abcdef",
+    "DEBUG": "0",
+    "ALLOWED_HOSTS": "alphanode.example",
+    "DATABASE_URL": "postgres://alphanode@db.invalid:5432/alphanode",
+    "REDIS_URL": "redis://cache.invalid:6379/0",
+}
+
+
+def run_python(code, env):
+    """Run `code` in a fresh interpreter in the repository with exactly `env` (plus PATH)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "alphanode.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def settings_value(name, env):
+    result = run_python(
+        f"import django; django.setup(); from django.conf import settings; "
+        f"print(repr(settings.{name}))",
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("true", True), ("YES", True), ("on", True), ("0", False), ("false", False),
+     ("no", False), ("off", False), ("", False)],
+)
+def test_env_bool_accepts_only_explicit_values(monkeypatch, raw, expected):
+    monkeypatch.setenv("SOME_FLAG", raw)
+    assert env_bool("SOME_FLAG") is expected
+
+
+def test_env_bool_rejects_anything_else(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("SOME_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SOME_FLAG='maybe' is not a boolean"):
+        env_bool("SOME_FLAG")
+
+
+def test_missing_secret_key_stops_start_up_with_debug_off():
+    env = {key: value for key, value in PRODUCTION_ENV.items() if key != "SECRET_KEY"}
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_embedded_defaults_are_sqlite_and_local_memory():
+    env = {"DEBUG": "1", "DEBUG_TOOLBAR": "0"}
+    assert "sqlite3" in settings_value("DATABASES['default']['ENGINE']", env)
+    assert "LocMemCache" in settings_value("CACHES['default']['BACKEND']", env)
+    assert "pool" not in settings_value("DATABASES['default']['OPTIONS']", env)
+
+
+def test_database_and_redis_urls_select_postgres_pool_and_redis():
+    assert settings_value("DATABASES['default']['OPTIONS']['pool']['max_size']", PRODUCTION_ENV)
+    assert settings_value("DATABASES['default']['CONN_MAX_AGE']", PRODUCTION_ENV) == "0"
+    assert "RedisCache" in settings_value("CACHES['default']['BACKEND']", PRODUCTION_ENV)
+
+
+def test_check_deploy_reports_nothing_with_production_variables():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **PRODUCTION_ENV},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_security_headers_are_sent(client, db):
+    response = client.get("/")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
