@@ -15,13 +15,16 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
-FALSE_VALUES = {"0", "false", "no", "off", ""}
+FALSE_VALUES = {"0", "false", "no", "off"}
 
 
 def env_bool(name, default=False):
-    """Return the boolean in environment variable `name`; only explicit values are accepted."""
+    """Return the boolean in environment variable `name`; only explicit values are accepted.
+
+    Unset or empty means `default`.
+    """
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()
     if value in TRUE_VALUES:

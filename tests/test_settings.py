@@ -44,11 +44,17 @@ def settings_value(name, env):
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("1", True), ("true", True), ("YES", True), ("on", True), ("0", False), ("false", False),
-     ("no", False), ("off", False), ("", False)],
+     ("no", False), ("off", False)],
 )
 def test_env_bool_accepts_only_explicit_values(monkeypatch, raw, expected):
     monkeypatch.setenv("SOME_FLAG", raw)
     assert env_bool("SOME_FLAG") is expected
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_env_bool_empty_means_default(monkeypatch, default):
+    monkeypatch.setenv("SOME_FLAG", " ")
+    assert env_bool("SOME_FLAG", default=default) is default
 
 
 def test_env_bool_rejects_anything_else(monkeypatch):

@@ -1,0 +1,46 @@
+# Development tasks. Everything runs inside .venv; `make venv` creates it on first use.
+
+PYTHON ?= python3.13
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo lint bench clean
+
+# Create .venv and install the project with its dev extras; reinstall when pyproject.toml changes.
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+# Run the test suite on all cores against a throwaway PostgreSQL and Redis (tests/servers.py).
+test: venv
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+
+# Migrate the development database, add 200 sample posts the first time, and serve on :8000.
+demo: venv
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py generate_posts --count 200 --seed 1 --if-empty
+	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# Check the code with ruff.
+lint: venv
+	$(BIN)/ruff check .
+
+# Run every benchmark script in bench/, stopping at the first failure.
+bench: venv
+	@for script in bench/*.py; do \
+		[ -e "$$script" ] || continue; \
+		echo "== $$script"; \
+		$(BIN)/python "$$script" || exit 1; \
+	done
+
+# Remove the virtualenv, the SQLite database and caches.
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-journal .pytest_cache .ruff_cache *.egg-info
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
