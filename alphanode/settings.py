@@ -37,8 +37,13 @@ def env_bool(name, default=False):
 
 
 def env_list(name, default=""):
-    """Return the comma-separated list in environment variable `name`, without blanks."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    """Return the comma-separated list in environment variable `name` (empty means default)."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_str(name, default=""):
+    """Return environment variable `name`, or `default` when it is unset or empty."""
+    return os.environ.get(name, "").strip() or default
 
 
 def env_int(name, default):
@@ -55,7 +60,7 @@ def env_int(name, default):
 TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
 DEBUG = env_bool("DEBUG")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if DEBUG or TESTING:
         SECRET_KEY = "insecure-development-key-never-used-in-production"
@@ -116,7 +121,7 @@ TEMPLATES = [
 ]
 
 # Database: SQLite file by default, PostgreSQL through psycopg's connection pool with DATABASE_URL.
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     # The pool owns connection reuse, so Django must not keep connections itself.
     database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
@@ -129,20 +134,20 @@ if DATABASE_URL:
 else:
     database = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+        "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
         "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
     }
 DATABASES = {"default": database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: Redis through django-redis with REDIS_URL, otherwise the per-process local-memory cache.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "alphanode"),
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "alphanode"),
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         }
     }
@@ -165,7 +170,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
 POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 20)
 SIMILAR_POSTS_COUNT = 6
@@ -187,7 +192,7 @@ SECURE_CSP = {
     "default-src": [CSP.SELF],
     "img-src": [CSP.SELF, "https:", "data:"],
     "style-src": [CSP.SELF],
-    "script-src": [CSP.SELF, CSP.NONCE],
+    "script-src": [CSP.SELF],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
@@ -198,5 +203,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
 }

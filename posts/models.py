@@ -123,6 +123,10 @@ class PostQuerySet(models.QuerySet):
             Prefetch("figures", queryset=ImageSource.objects.order_by("position")),
         )
 
+    def for_export(self):
+        """Shape for export_posts: the article page's shape, in source id order."""
+        return self.for_article_page().order_by("source_id")
+
     def similar_to(self, post, limit):
         """Up to `limit` posts sharing most tags with `post`, then newest (1 query).
 
@@ -191,6 +195,8 @@ class Post(models.Model):
     paragraph_count = models.PositiveSmallIntegerField("paragraphs", default=0)
     scenario = models.CharField(max_length=200, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
+    # Digest of the import record last written, so re-importing an unchanged record is skipped.
+    import_digest = models.CharField(max_length=32, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

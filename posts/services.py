@@ -2,14 +2,16 @@
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import slugify
 
 from posts.models import ImageSource, Post, PostTag, Revision, Section, Tag, TagKind, TagRole
 from posts.records import PostRecord
+from posts.serialization import dumps, record_to_dict
 
 # Post columns copied from a record as they are; created_at is kept on update.
 POST_FIELDS = (
@@ -24,8 +26,22 @@ LIST_FIELDS = ("checklist", "notes")
 
 
 @dataclass
-class SaveResult:
-    saved: int = 0
+class BatchOutcome:
+    """What one batch did: counts, and the records refused because of other posts."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # source id -> (field, message) for records clashing with another post's slug or reference
+    conflicts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class BatchRejected(Exception):
+    """A batch holds records that clash with other posts, and nothing of it was written."""
+
+    def __init__(self, conflicts: dict[str, tuple[str, str]]):
+        super().__init__(f"{len(conflicts)} record(s) clash with other posts")
+        self.conflicts = conflicts
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -88,25 +104,85 @@ def record_tags(record: PostRecord) -> list[tuple[str, int, tuple[str, str]]]:
     return links
 
 
-def post_from_record(record: PostRecord) -> Post:
+def post_from_record(record: PostRecord, digest: str) -> Post:
     """Return an unsaved Post holding the record's own columns."""
     post = Post(source_id=record.source_id, **{name: getattr(record, name) for name in POST_FIELDS})
     post.checklist = list(record.checklist)
     post.notes = list(record.notes)
+    post.import_digest = digest
     return post
 
 
-@transaction.atomic
-def save_post_batch(records: list[PostRecord]) -> None:
-    """Create or update the posts of `records`, keyed by source id, in a constant 10 queries.
+def record_digest(record: PostRecord) -> str:
+    """Return a digest of everything the record says, to skip records already written."""
+    return hashlib.blake2b(dumps(record_to_dict(record)).encode(), digest_size=16).hexdigest()
 
-    Children (tag links, sections, figures) are replaced by exactly what the records say.
+
+def save_post_batch(records: list[PostRecord], *, strict: bool = False) -> BatchOutcome:
+    """Create, update or skip the posts of `records` (distinct source ids), in one transaction.
+
+    Posts are keyed by source id; a record whose digest matches the stored one is skipped.
+    A record whose slug or reference belongs to another post is left out and reported in
+    `conflicts`; with `strict`, such a record raises BatchRejected before anything is written.
+    At most 12 queries, whatever the batch size.
+    """
+    digests = {record.source_id: record_digest(record) for record in records}
+    rows = Post.objects.filter(
+        Q(source_id__in=digests.keys())
+        | Q(slug__in={record.slug for record in records})
+        | Q(reference__in={record.reference for record in records})
+    ).values_list("source_id", "slug", "reference", "import_digest")
+    stored = {}
+    owners = {}  # ("slug" | "reference", value) -> the source id of the post that has it
+    for source_id, slug, reference, digest in rows:
+        if source_id in digests:
+            stored[source_id] = digest
+        else:
+            owners[("slug", slug)] = owners[("reference", reference)] = source_id
+
+    outcome = BatchOutcome()
+    changed = []
+    for record in records:
+        if stored.get(record.source_id) == digests[record.source_id]:
+            outcome.unchanged += 1
+            continue
+        clash = next(
+            (
+                (name, value)
+                for name, value in (("slug", record.slug), ("reference", record.reference))
+                if (name, value) in owners
+            ),
+            None,
+        )
+        if clash:
+            name, value = clash
+            outcome.conflicts[record.source_id] = (
+                name,
+                f"{value!r} already belongs to post {owners[clash]}, expected a unique {name}",
+            )
+            continue
+        owners[("slug", record.slug)] = owners[("reference", record.reference)] = record.source_id
+        changed.append(record)
+    if strict and outcome.conflicts:
+        raise BatchRejected(outcome.conflicts)
+    outcome.created = sum(record.source_id not in stored for record in changed)
+    outcome.updated = len(changed) - outcome.created
+    if changed:
+        write_posts(changed, digests)
+    return outcome
+
+
+@transaction.atomic(savepoint=False)
+def write_posts(records: list[PostRecord], digests: dict[str, str]) -> None:
+    """Upsert the posts of `records` and replace their tags, sections and figures (10 queries).
+
+    Children are replaced by exactly what the records say.
     """
     posts = Post.objects.bulk_create(
-        [post_from_record(record) for record in records],
+        [post_from_record(record, digests[record.source_id]) for record in records],
         update_conflicts=True,
         unique_fields=["source_id"],
-        update_fields=[*POST_FIELDS, *LIST_FIELDS, "updated_at"],
+        update_fields=[*POST_FIELDS, *LIST_FIELDS, "import_digest", "updated_at"],
     )
     post_ids = [post.pk for post in posts]
     Revision.objects.bulk_create(
@@ -160,12 +236,20 @@ def save_post_batch(records: list[PostRecord]) -> None:
     )
 
 
-def save_posts(records: Iterable[PostRecord], batch_size: int = 500, progress=None) -> SaveResult:
-    """Save `records` in batches of `batch_size`, one transaction per batch."""
-    result = SaveResult()
+def save_posts(records: Iterable[PostRecord], batch_size: int = 500, progress=None) -> BatchOutcome:
+    """Save trusted `records` (distinct source ids, e.g. generated) in batches of `batch_size`.
+
+    Returns the summed counts; `progress(records_done)` is called after every batch.
+    """
+    total = BatchOutcome()
+    done = 0
     for batch in batched(records, batch_size):
-        save_post_batch(batch)
-        result.saved += len(batch)
+        with transaction.atomic():
+            outcome = save_post_batch(batch, strict=True)
+        total.created += outcome.created
+        total.updated += outcome.updated
+        total.unchanged += outcome.unchanged
+        done += len(batch)
         if progress is not None:
-            progress(result.saved)
-    return result
+            progress(done)
+    return total

@@ -79,6 +79,31 @@ def test_embedded_defaults_are_sqlite_and_local_memory():
     assert "pool" not in settings_value("DATABASES['default']['OPTIONS']", env)
 
 
+def test_empty_variables_mean_their_defaults():
+    env = {
+        "DEBUG": "1", "DEBUG_TOOLBAR": "0", "SQLITE_PATH": "", "STATIC_ROOT": "",
+        "LOG_LEVEL": "", "DATABASE_URL": "", "REDIS_URL": "", "ALLOWED_HOSTS": "",
+    }
+    assert settings_value("DATABASES['default']['NAME']", env).endswith("db.sqlite3'")
+    assert settings_value("STATIC_ROOT.name", env) == "'staticfiles'"
+    assert settings_value("LOGGING['root']['level']", env) == "'INFO'"
+    assert settings_value("ALLOWED_HOSTS", env) == "['localhost', '127.0.0.1']"
+
+
+def test_configuration_errors_are_a_message_not_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DEBUG": "maybe"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_database_and_redis_urls_select_postgres_pool_and_redis():
     assert settings_value("DATABASES['default']['OPTIONS']['pool']['max_size']", PRODUCTION_ENV)
     assert settings_value("DATABASES['default']['CONN_MAX_AGE']", PRODUCTION_ENV) == "0"

@@ -1,0 +1,410 @@
+"""The JSON Lines post format: PostRecord to and from one JSON object, with validation.
+
+One object per line; the format is documented in docs/post-format.md and described by the JSON
+Schema in posts/schemas/post.schema.json. No ORM in here.
+"""
+
+import json
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from posts.records import EntityRecord, FigureRecord, PostRecord, SectionRecord
+
+FORMAT_VERSION = 1
+
+DIFFICULTIES = ("beginner", "intermediate", "advanced")
+PUBLICATION_STATUSES = ("draft", "published")
+REVISION_STATUSES = ("draft", "in_review", "reviewed", "outdated")
+TAG_KINDS = ("stack", "tool", "area", "problem", "language", "scenario", "other")
+PLACEMENTS = ("intro", "section", "checklist")
+SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
+HTTP_URL = URLValidator(schemes=["http", "https"])
+SMALLINT_MAX = 32_767
+INT_MAX = 2_147_483_647
+
+
+class RecordInvalid(Exception):
+    """A record broke the format; `errors` holds (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = errors
+
+
+def format_datetime(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def record_to_dict(record: PostRecord) -> dict[str, Any]:
+    """Return the JSON Lines object of `record`, keys in meta-box order."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "title": record.title,
+        "slug": record.slug,
+        "status": record.status,
+        "published_at": format_datetime(record.published_at),
+        "intro": record.intro,
+        "sections": [
+            {"heading": section.heading, "paragraphs": list(section.paragraphs)}
+            for section in record.sections
+        ],
+        "checklist": list(record.checklist),
+        "final_notes": record.final_notes,
+        "topic": record.topic,
+        "summary": record.summary,
+        "ai_outline": {
+            "context": record.outline_context,
+            "problem": record.outline_problem,
+            "stack": record.outline_stack,
+            "recommended_action": record.outline_action,
+        },
+        "ai_brief": record.ai_brief,
+        "stack": list(record.stack),
+        "tools": list(record.tools),
+        "code_language": record.code_language,
+        "difficulty": record.difficulty,
+        "reading_time": record.reading_time,
+        "view_count": record.view_count,
+        "score": {
+            "quality": record.quality_score,
+            "freshness": record.freshness_score,
+            "depth": record.depth_score,
+            "clarity": record.clarity_score,
+        },
+        "revision": {
+            "status": record.revision_status,
+            "version": record.revision_version,
+            "last_reviewed": record.last_reviewed.isoformat() if record.last_reviewed else None,
+        },
+        "reference": record.reference,
+        "hash": record.content_hash,
+        "flags": {
+            "ai_generated_style": record.ai_generated_style,
+            "has_images": record.has_images,
+            "image_heavy": record.image_heavy,
+            "needs_human_review": record.needs_human_review,
+        },
+        "entities": [{"name": entity.name, "type": entity.type} for entity in record.entities],
+        "image_sources": [
+            {
+                "source": figure.source,
+                "url": figure.url,
+                "caption": figure.caption,
+                "placement": figure.placement,
+                "section": figure.section_position,
+            }
+            for figure in record.figures
+        ],
+        "payload": {
+            "source_id": record.source_id,
+            "generator": record.generator,
+            "paragraphs": record.paragraph_count,
+            "scenario": record.scenario,
+            "seed": record.seed,
+        },
+        "notes": list(record.notes),
+    }
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """Return `data` as one canonical JSON line (no newline): same data, same bytes."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+class Reader:
+    """Pulls typed values out of one decoded JSON object, collecting every error."""
+
+    def __init__(self, data: Any):
+        self.errors: list[tuple[str, str]] = []
+        self.data = data
+
+    def fail(self, path: str, message: str):
+        self.errors.append((path, message))
+
+    def object(self, value: Any, path: str, keys: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(path or "record", f"got {type_name(value)}, expected an object")
+            return {}
+        unknown = sorted(set(value) - set(keys))
+        if unknown:
+            self.fail(
+                path or "record",
+                f"unknown field(s) {', '.join(unknown)}, expected only {', '.join(keys)}",
+            )
+        return value
+
+    def get(self, obj: dict, key: str, path: str) -> Any:
+        full = join(path, key)
+        if key not in obj:
+            self.fail(full, "missing, expected a value")
+            return None
+        return obj[key]
+
+    def text(self, obj, key, path="", max_length=None, required=False, check=None, expect=""):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if value is None and key not in obj:
+            return ""
+        if not isinstance(value, str):
+            self.fail(full, f"got {type_name(value)}, expected a string")
+            return ""
+        if required and not value.strip():
+            self.fail(full, "empty, expected a non-empty string")
+        if max_length is not None and len(value) > max_length:
+            self.fail(full, f"{len(value)} characters, expected at most {max_length}")
+        if check is not None and value and not check(value):
+            self.fail(full, f"{value!r} is not valid, expected {expect}")
+        return value
+
+    def choice(self, obj, key, choices, path=""):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if value is None and key not in obj:
+            return choices[0]
+        if value not in choices:
+            self.fail(full, f"{value!r} is not allowed, expected one of {', '.join(choices)}")
+            return choices[0]
+        return value
+
+    def integer(self, obj, key, path="", low=0, high=INT_MAX, nullable=False):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if value is None and (nullable or key not in obj):
+            if not nullable and key in obj:
+                self.fail(full, f"got null, expected a whole number from {low} to {high}")
+            return None if nullable else low
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(full, f"got {type_name(value)}, expected a whole number")
+            return low
+        if not low <= value <= high:
+            self.fail(full, f"{value} is out of range, expected {low} to {high}")
+            return low
+        return value
+
+    def boolean(self, obj, key, path=""):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if not isinstance(value, bool):
+            if key in obj:
+                self.fail(full, f"got {type_name(value)}, expected true or false")
+            return False
+        return value
+
+    def strings(self, obj, key, path="", max_length=None):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if not isinstance(value, list):
+            if key in obj:
+                self.fail(full, f"got {type_name(value)}, expected a list of strings")
+            return ()
+        items = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.fail(f"{full}[{index}]", f"got {type_name(item)}, expected a non-empty string")
+            elif max_length is not None and len(item) > max_length:
+                self.fail(
+                    f"{full}[{index}]", f"{len(item)} characters, expected at most {max_length}"
+                )
+            else:
+                items.append(item)
+        return tuple(items)
+
+    def objects(self, obj, key, path=""):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if not isinstance(value, list):
+            if key in obj:
+                self.fail(full, f"got {type_name(value)}, expected a list of objects")
+            return []
+        return [(f"{full}[{index}]", item) for index, item in enumerate(value)]
+
+    def timestamp(self, obj, key, path="", required=False):
+        full = join(path, key)
+        value = self.get(obj, key, path)
+        if value is None:
+            if required and key in obj:
+                self.fail(full, "got null, expected a date-time like 2026-06-30T12:00:00Z")
+            return None
+        try:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            self.fail(
+                full,
+                f"{value!r} is not a date-time with a time zone, "
+                "expected ISO 8601 like 2026-06-30T12:00:00Z",
+            )
+            return None
+        return parsed.astimezone(UTC)
+
+    def day(self, obj, key, path=""):
+        value = self.get(obj, key, path)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.fail(join(path, key), f"{value!r} is not a date, expected YYYY-MM-DD like 2026-06-30")
+        return None
+
+
+def is_http_url(value: str) -> bool:
+    try:
+        HTTP_URL(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def join(path: str, key: str) -> str:
+    """Return the dotted field path of `key` inside `path`."""
+    return f"{path}.{key}" if path else key
+
+
+def type_name(value: Any) -> str:
+    return {
+        type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+        str: "a string", list: "a list", dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+TOP_KEYS = (
+    "format_version", "title", "slug", "status", "published_at", "intro", "sections",
+    "checklist", "final_notes", "topic", "summary", "ai_outline", "ai_brief", "stack", "tools",
+    "code_language", "difficulty", "reading_time", "view_count", "score", "revision",
+    "reference", "hash", "flags", "entities", "image_sources", "payload", "notes",
+)
+
+
+def record_from_dict(data: Any) -> PostRecord:
+    """Return the PostRecord in `data` (one decoded JSON line); raise RecordInvalid if it breaks
+    the format, naming every bad field."""
+    r = Reader(data)
+    top = r.object(data, "", TOP_KEYS)
+    if not top:
+        raise RecordInvalid(r.errors or [("record", "empty, expected a post object")])
+    version = top.get("format_version")
+    if version != FORMAT_VERSION:
+        r.fail("format_version", f"got {version!r}, expected {FORMAT_VERSION}")
+
+    sections = []
+    for path, item in r.objects(top, "sections"):
+        section = r.object(item, path, ("heading", "paragraphs"))
+        sections.append(
+            SectionRecord(
+                heading=r.text(section, "heading", path, max_length=300, required=True),
+                paragraphs=r.strings(section, "paragraphs", path),
+            )
+        )
+    figures = []
+    for path, item in r.objects(top, "image_sources"):
+        figure = r.object(item, path, ("source", "url", "caption", "placement", "section"))
+        placement = r.choice(figure, "placement", PLACEMENTS, path)
+        section = r.integer(figure, "section", path, high=SMALLINT_MAX, nullable=True)
+        if placement == "section" and (section is None or section >= len(sections)):
+            r.fail(
+                f"{path}.section",
+                f"got {section!r}, expected the index (0 to {len(sections) - 1}) of the section "
+                "the figure follows",
+            )
+        elif placement != "section" and section is not None:
+            r.fail(f"{path}.section", f"got {section!r}, expected null unless placement is section")
+        figures.append(
+            FigureRecord(
+                source=r.text(figure, "source", path, max_length=200, required=True),
+                url=r.text(
+                    figure, "url", path, max_length=1000, required=True, check=is_http_url,
+                    expect="an http:// or https:// URL",
+                ),
+                caption=r.text(figure, "caption", path, max_length=500, required=True),
+                placement=placement,
+                section_position=section,
+            )
+        )
+    entities = []
+    for path, item in r.objects(top, "entities"):
+        entity = r.object(item, path, ("name", "type"))
+        entities.append(
+            EntityRecord(
+                name=r.text(entity, "name", path, max_length=100, required=True),
+                type=r.choice(entity, "type", TAG_KINDS, path),
+            )
+        )
+    outline = r.object(
+        r.get(top, "ai_outline", ""), "ai_outline",
+        ("context", "problem", "stack", "recommended_action"),
+    )
+    score = r.object(
+        r.get(top, "score", ""), "score", ("quality", "freshness", "depth", "clarity")
+    )
+    revision = r.object(
+        r.get(top, "revision", ""), "revision", ("status", "version", "last_reviewed")
+    )
+    flags = r.object(
+        r.get(top, "flags", ""), "flags",
+        ("ai_generated_style", "has_images", "image_heavy", "needs_human_review"),
+    )
+    payload = r.object(
+        r.get(top, "payload", ""), "payload",
+        ("source_id", "generator", "paragraphs", "scenario", "seed"),
+    )
+    status = r.choice(top, "status", PUBLICATION_STATUSES)
+    record = PostRecord(
+        source_id=r.text(payload, "source_id", "payload", max_length=100, required=True),
+        title=r.text(top, "title", max_length=300, required=True),
+        slug=r.text(
+            top, "slug", max_length=255, required=True, check=SLUG.match,
+            expect="letters, digits, hyphens and underscores",
+        ),
+        status=status,
+        published_at=r.timestamp(top, "published_at", required=status == "published"),
+        intro=r.text(top, "intro"),
+        sections=tuple(sections),
+        checklist=r.strings(top, "checklist"),
+        final_notes=r.text(top, "final_notes"),
+        figures=tuple(figures),
+        topic=r.text(top, "topic", max_length=200),
+        summary=r.text(top, "summary"),
+        outline_context=r.text(outline, "context", "ai_outline", max_length=300),
+        outline_problem=r.text(outline, "problem", "ai_outline", max_length=300),
+        outline_stack=r.text(outline, "stack", "ai_outline", max_length=300),
+        outline_action=r.text(outline, "recommended_action", "ai_outline", max_length=300),
+        ai_brief=r.text(top, "ai_brief"),
+        stack=r.strings(top, "stack", max_length=100),
+        tools=r.strings(top, "tools", max_length=100),
+        code_language=r.text(top, "code_language", max_length=50),
+        difficulty=r.choice(top, "difficulty", DIFFICULTIES),
+        reading_time=r.integer(top, "reading_time", high=SMALLINT_MAX),
+        view_count=r.integer(top, "view_count"),
+        quality_score=r.integer(score, "quality", "score", high=100),
+        freshness_score=r.integer(score, "freshness", "score", high=100),
+        depth_score=r.integer(score, "depth", "score", high=100),
+        clarity_score=r.integer(score, "clarity", "score", high=100),
+        revision_status=r.choice(revision, "status", REVISION_STATUSES, "revision"),
+        revision_version=r.text(revision, "version", "revision", max_length=30, required=True),
+        last_reviewed=r.day(revision, "last_reviewed", "revision"),
+        reference=r.text(top, "reference", max_length=64, required=True),
+        content_hash=r.text(top, "hash", max_length=64),
+        ai_generated_style=r.boolean(flags, "ai_generated_style", "flags"),
+        has_images=r.boolean(flags, "has_images", "flags"),
+        image_heavy=r.boolean(flags, "image_heavy", "flags"),
+        needs_human_review=r.boolean(flags, "needs_human_review", "flags"),
+        entities=tuple(entities),
+        notes=r.strings(top, "notes"),
+        generator=r.text(payload, "generator", "payload", max_length=100),
+        paragraph_count=r.integer(payload, "paragraphs", "payload", high=SMALLINT_MAX),
+        scenario=r.text(payload, "scenario", "payload", max_length=200),
+        seed=r.integer(payload, "seed", "payload", low=-(2**63), high=2**63 - 1, nullable=True),
+    )
+    if r.errors:
+        raise RecordInvalid(r.errors)
+    return record

@@ -1,0 +1,343 @@
+import dataclasses
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from posts.exporting import export_records
+from posts.generation import generate_records
+from posts.importing import Importer
+from posts.models import ImageSource, Post, PostTag, Section, Tag
+from posts.serialization import dumps, record_to_dict
+from tests.test_generation import snapshot
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def jsonl(records) -> str:
+    return "".join(dumps(record_to_dict(record)) + "\n" for record in records)
+
+
+def generated(count=20, seed=11):
+    return list(generate_records(count, seed))
+
+
+def write(tmp_path, text, name="posts.jsonl"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_import(*args, **options):
+    """Run import_posts; return (stdout, stderr, error message or None)."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("import_posts", *map(str, args), stdout=out, stderr=err, **options)
+    except CommandError as error:
+        return out.getvalue(), err.getvalue(), str(error)
+    return out.getvalue(), err.getvalue(), None
+
+
+def export_text() -> str:
+    out = io.StringIO()
+    call_command("export_posts", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def delete_everything():
+    Post.objects.all().delete()
+    Tag.objects.all().delete()
+
+
+def test_export_import_export_gives_the_same_bytes(tmp_path):
+    call_command("generate_posts", count=40, seed=4, stdout=io.StringIO())
+    first = export_text()
+    assert first.count("\n") == 40
+    delete_everything()
+
+    stdout, stderr, error = run_import(write(tmp_path, first))
+
+    assert error is None, stderr
+    assert "created 40, updated 0, unchanged 0, rejected 0" in stdout
+    assert export_text() == first
+
+
+def test_export_to_a_file(tmp_path):
+    call_command("generate_posts", count=3, seed=4, stdout=io.StringIO())
+    target = tmp_path / "out.jsonl"
+    call_command("export_posts", output=str(target), stdout=io.StringIO(), stderr=io.StringIO())
+    assert target.read_text(encoding="utf-8") == export_text()
+
+
+def test_generate_output_imports_to_the_same_database_as_generating(tmp_path):
+    target = tmp_path / "generated.jsonl"
+    call_command("generate_posts", count=25, seed=6, output=str(target), stdout=io.StringIO())
+    assert Post.objects.count() == 0
+    run_import(target)
+    imported = snapshot()
+    delete_everything()
+
+    call_command("generate_posts", count=25, seed=6, stdout=io.StringIO())
+
+    assert snapshot() == imported
+
+
+def test_reimporting_the_same_file_changes_nothing(tmp_path):
+    path = write(tmp_path, jsonl(generated()))
+    run_import(path)
+    before = snapshot()
+
+    stdout, _, error = run_import(path)
+
+    assert error is None
+    assert "created 0, updated 0, unchanged 20, rejected 0" in stdout
+    assert snapshot() == before
+
+
+def test_a_changed_record_updates_its_post_to_exactly_what_the_file_says(tmp_path):
+    records = generated(3)
+    run_import(write(tmp_path, jsonl(records)))
+    changed = record_to_dict(records[1])
+    changed["title"] = "a new title"
+    changed["stack"] = ["rust cli tools"]
+    changed["tools"] = []
+    changed["entities"] = [{"name": "cli", "type": "area"}]
+    changed["checklist"] = ["only this"]
+    changed["notes"] = ["one note", "two notes"]
+    changed["sections"] = [{"heading": "just one", "paragraphs": ["a.", "b."]}]
+    changed["image_sources"] = [
+        {"source": "unsplash", "url": "https://images.unsplash.com/photo-1", "caption": "c",
+         "placement": "section", "section": 0}
+    ]
+    lines = jsonl(records).splitlines()
+    lines[1] = dumps(changed)
+
+    stdout, _, _ = run_import(write(tmp_path, "\n".join(lines) + "\n"))
+
+    assert "created 0, updated 1, unchanged 2" in stdout
+    post = Post.objects.get(source_id=records[1].source_id)
+    assert post.title == "a new title"
+    assert post.checklist == ["only this"]
+    assert post.notes == ["one note", "two notes"]
+    links = PostTag.objects.filter(post=post).order_by("role", "position")
+    assert [(link.role, link.tag.name) for link in links.select_related("tag")] == [
+        ("entity", "cli"),
+        ("stack", "rust cli tools"),
+    ]
+    assert list(Section.objects.filter(post=post).values_list("heading", "body")) == [
+        ("just one", "a.\n\nb.")
+    ]
+    figures = ImageSource.objects.filter(post=post)
+    assert list(figures.values_list("placement", "section_position")) == [("section", 0)]
+    # The other posts are untouched.
+    delete_everything()
+    run_import(write(tmp_path, "\n".join(lines) + "\n"))
+    assert [record_to_dict(r) for r in export_records()] == [json.loads(line) for line in lines]
+
+
+def good_line(number=0, **changes):
+    data = record_to_dict(generated(1, seed=20 + number)[0])
+    for path, value in changes.items():
+        target = data
+        *parents, key = path.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    return dumps(data)
+
+
+BAD_RECORDS = [
+    ("missing title", lambda: good_line().replace('"title":', '"headline":'),
+     "title: missing, expected a value"),
+    ("unknown field", lambda: good_line().replace('"title":', '"headline":'),
+     "record: unknown field(s) headline, expected only format_version, title"),
+    ("empty title", lambda: good_line(title=""), "title: empty, expected a non-empty string"),
+    ("score out of range", lambda: good_line(score__quality=101),
+     "score.quality: 101 is out of range, expected 0 to 100"),
+    ("unknown difficulty", lambda: good_line(difficulty="expert"),
+     "difficulty: 'expert' is not allowed, expected one of beginner, intermediate, advanced"),
+    ("malformed date", lambda: good_line(published_at="2026-13-45"),
+     "published_at: '2026-13-45' is not a date-time"),
+    ("malformed review date", lambda: good_line(revision__last_reviewed="yesterday"),
+     "revision.last_reviewed: 'yesterday' is not a date, expected YYYY-MM-DD"),
+    ("non-http url", lambda: good_line(image_sources=[{
+        "source": "x", "url": "javascript:alert(1)", "caption": "c", "placement": "intro",
+        "section": None}]),
+     "image_sources[0].url: 'javascript:alert(1)' is not valid, expected an http"),
+    ("wrong type", lambda: good_line(reading_time="14"),
+     "reading_time: got a string, expected a whole number"),
+    ("wrong type in list", lambda: good_line(tools=["git", 3]),
+     "tools[1]: got a number, expected a non-empty string"),
+    ("invalid json", lambda: good_line()[:-5], "line: invalid JSON"),
+    ("not an object", lambda: "[1, 2]", "record: got a list, expected an object"),
+    ("over-long field", lambda: good_line(title="x" * 301),
+     "title: 301 characters, expected at most 300"),
+    ("wrong format version", lambda: good_line(format_version=2),
+     "format_version: got 2, expected 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "make_line", "message"), BAD_RECORDS, ids=[case[0] for case in BAD_RECORDS]
+)
+def test_each_bad_record_is_reported_and_the_good_ones_imported(
+    tmp_path, case, make_line, message
+):
+    path = write(tmp_path, "\n".join([good_line(1), make_line(), good_line(2)]) + "\n")
+
+    stdout, stderr, error = run_import(path)
+
+    assert f"{path}:2: {message}" in stderr
+    assert "Traceback" not in stderr
+    assert "created 2, updated 0, unchanged 0, rejected 1" in stdout
+    assert error is not None and "1 record(s) rejected" in error
+    assert Post.objects.count() == 2
+
+
+def test_export_matches_the_shipped_json_schema():
+    call_command("generate_posts", count=30, seed=4, stdout=io.StringIO())
+    validator = schema_validator()
+    for line in export_text().splitlines():
+        validator.validate(json.loads(line))
+
+
+# The schema cannot express calendar validity ("2026-13-45") or that the line is JSON at all.
+SCHEMA_CHECKABLE = [
+    case for case in BAD_RECORDS if case[0] not in {"malformed date", "malformed review date",
+                                                    "invalid json"}
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "make_line", "message"), SCHEMA_CHECKABLE, ids=[case[0] for case in SCHEMA_CHECKABLE]
+)
+def test_the_schema_rejects_what_the_importer_rejects(case, make_line, message):
+    assert not schema_validator().is_valid(json.loads(make_line()))
+
+
+def schema_validator():
+    schema = json.loads((ROOT / "posts/schemas/post-v1.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_duplicate_source_ids_in_one_file_are_rejected(tmp_path, batch_size):
+    first = good_line(1)
+    path = write(tmp_path, "\n".join([first, good_line(2), good_line(1, title="again")]) + "\n")
+
+    stdout, stderr, _ = run_import(path, batch_size=batch_size)
+
+    assert (
+        f"{path}:3: payload.source_id: 'alphanode-2100000' already appeared at {path}:1"
+    ) in stderr
+    assert "created 2, updated 0, unchanged 0, rejected 1" in stdout
+    assert Post.objects.get(source_id="alphanode-2100000").title != "again"
+
+
+def test_a_slug_taken_by_another_post_is_rejected(tmp_path):
+    run_import(write(tmp_path, good_line(1) + "\n"))
+    taken = json.loads(good_line(1))["slug"]
+
+    _, stderr, _ = run_import(write(tmp_path, good_line(2, slug=taken) + "\n", "b.jsonl"))
+
+    assert f"slug: '{taken}' already belongs to post alphanode-2100000" in stderr
+    assert Post.objects.count() == 1
+
+
+def test_strict_stops_at_the_first_bad_record_before_its_batch_is_written(tmp_path):
+    lines = [good_line(n) for n in range(1, 4)] + [good_line(9, difficulty="x"), good_line(5)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+
+    _, stderr, error = run_import(path, strict=True, batch_size=2)
+
+    assert f"{path}:4: difficulty: 'x' is not allowed" in stderr
+    assert "Stopped at the first bad record" in error
+    # The first batch (lines 1-2) was written; line 3 shared its batch with the bad line 4.
+    assert Post.objects.count() == 2
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    stdout, _, error = run_import(write(tmp_path, jsonl(generated(5))), dry_run=True)
+    assert error is None
+    assert "Dry run, nothing written: created 5" in stdout
+    assert Post.objects.count() == 0
+
+
+def test_standard_input_is_read_with_a_dash(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl(generated(3)).encode())))
+    stdout, _, error = run_import("-")
+    assert error is None
+    assert "created 3" in stdout
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    _, _, error = run_import(tmp_path / "nope.jsonl")
+    assert error == f"No such file: {tmp_path / 'nope.jsonl'}. Nothing was imported."
+
+
+@pytest.mark.parametrize("batch_size", [10, 500])
+@pytest.mark.parametrize("existing", [False, True], ids=["create", "update"])
+def test_queries_per_batch_are_constant(django_assert_max_num_queries, batch_size, existing):
+    records = generated(batch_size, seed=30)
+    if existing:  # every record then differs from what is stored: a batch of updates
+        Importer().run([("f", io.BytesIO(jsonl(generated(batch_size, seed=30)).encode()), "jsonl")])
+        records = [dataclasses.replace(record, title="changed") for record in records]
+    data = io.BytesIO(jsonl(records).encode())
+
+    # Once per file: 1-2 temporary table of seen source ids (create, clear). Per batch: 3-4 seen
+    # source ids (select, insert), 5 savepoint of the batch transaction, 6 stored digests and
+    # clashing slugs/references, 7 posts upsert, 8 revisions upsert, 9-10 tags (insert missing,
+    # select ids), 11-13 delete old tag links, sections, figures, 14-16 insert new ones,
+    # 17 release of the savepoint.
+    with django_assert_max_num_queries(17):
+        report = Importer(batch_size=batch_size).run([("f", data, "jsonl")])
+
+    assert (report.created, report.updated) == ((0, batch_size) if existing else (batch_size, 0))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_killed_midway_leaves_whole_posts_and_a_rerun_completes_it(tmp_path):
+    text = jsonl(generate_records(3000, 8))
+    path = write(tmp_path, text)
+    settings = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+        ),
+        "DEBUG": "1",
+        "DEBUG_TOOLBAR": "0",
+    }
+    command = [sys.executable, "manage.py", "import_posts", str(path), "--batch-size", "100"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while Post.objects.count() < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    written = Post.objects.count()
+    assert 0 < written < 3000, "the import was not interrupted midway"
+    assert written % 100 == 0, "a batch was half written"
+    expected = {json.loads(line)["payload"]["source_id"]: line for line in text.splitlines()}
+    for record in export_records():  # every written post is whole: exactly its line
+        assert dumps(record_to_dict(record)) == expected[record.source_id]
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"created {3000 - written}, updated 0, unchanged {written}" in rerun.stdout
+    assert export_text() == text  # generated in source id order, as export writes
