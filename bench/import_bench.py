@@ -130,6 +130,7 @@ def main():
 
             import django
 
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alphanode.settings")
             django.setup()
             from posts.generation import generate_records
 

@@ -57,8 +57,9 @@ LIST_LABELS = {
     "payload": "payload",
     "notes": "notes",
 }
+FIELDS = {**TEXT_LABELS, **LIST_LABELS}
 # Longest first: the box has no separator between label and value ("reading time14").
-LABELS = sorted([*TEXT_LABELS, *LIST_LABELS], key=len, reverse=True)
+LABELS = sorted(FIELDS, key=len, reverse=True)
 
 # "key: value" bullets under a list label, and the sub-field each fills.
 OUTLINE_KEYS = {
@@ -289,9 +290,8 @@ def parse_meta(lines: list[Line], heading: Line, where: dict[str, int]) -> dict[
     last = lines[-1].number if lines else heading.number
     for label in LABELS:
         if label not in entries:
-            field = TEXT_LABELS.get(label) or LIST_LABELS[label]
             raise PageTextError(
-                last, field,
+                last, FIELDS[label],
                 f"missing from the meta box, expected a line starting with '{label}'",
             )
     meta: dict[str, Any] = {}
@@ -376,9 +376,7 @@ def find_label(text: str) -> str | None:
 
 
 def field_of(entry: MetaEntry | None) -> str:
-    if entry is None:
-        return "meta"
-    return TEXT_LABELS.get(entry.label) or LIST_LABELS[entry.label]
+    return "meta" if entry is None else FIELDS[entry.label]
 
 
 def strings(items: list[Line], field: str, where: dict[str, int]) -> list[str]:

@@ -8,9 +8,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 from typing import Any
-
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from urllib.parse import urlsplit
 
 from posts.records import EntityRecord, FigureRecord, PostRecord, SectionRecord
 
@@ -22,7 +20,7 @@ REVISION_STATUSES = ("draft", "in_review", "reviewed", "outdated")
 TAG_KINDS = ("stack", "tool", "area", "problem", "language", "scenario", "other")
 PLACEMENTS = ("intro", "section", "checklist")
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
-HTTP_URL = URLValidator(schemes=["http", "https"])
+WHITESPACE = re.compile(r"\s")
 SMALLINT_MAX = 32_767
 INT_MAX = 2_147_483_647
 
@@ -258,11 +256,14 @@ class Reader:
 
 
 def is_http_url(value: str) -> bool:
+    """Return whether `value` is an absolute http(s) URL with a host and no whitespace."""
     try:
-        HTTP_URL(value)
-    except ValidationError:
+        parts = urlsplit(value)
+    except ValueError:
         return False
-    return True
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not WHITESPACE.search(
+        value
+    )
 
 
 def join(path: str, key: str) -> str:
