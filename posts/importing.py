@@ -9,17 +9,24 @@ running it again completes it.
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.db import IntegrityError, connection, transaction
 
-from posts.models import Post
 from posts.pagetext import PageTextError, parse_page_text
 from posts.records import PostRecord
 from posts.serialization import RecordInvalid, record_from_dict
-from posts.services import DIGEST_SIZE, BatchRejected, record_digest, save_post_batch
+from posts.services import (
+    DIGEST_SIZE,
+    find_clashes,
+    record_digest,
+    save_post_batch,
+    stored_digests,
+)
 
 FORMATS = ("jsonl", "page-text")
 PAGE_TEXT_SUFFIXES = (".txt", ".text")
@@ -212,13 +219,6 @@ class SeenSourceIds:
         return earlier
 
 
-def stored_digests(source_ids) -> dict[str, str]:
-    """Return the stored import digest of each existing post among `source_ids`."""
-    return dict(
-        Post.objects.filter(source_id__in=source_ids).values_list("source_id", "import_digest")
-    )
-
-
 def duplicate_problem(location: str, source_id: str, first: str) -> Problem:
     return Problem(
         location,
@@ -227,8 +227,24 @@ def duplicate_problem(location: str, source_id: str, first: str) -> Problem:
     )
 
 
+@dataclass
+class BatchResult:
+    """What saving one batch did, returned from a writer thread to the main thread."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    aborted: list[Problem] | None = None  # --strict: the clashes that stopped the import
+
+
 class Importer:
-    """Reads sources, validates records, writes good ones in batches and reports the rest."""
+    """Reads sources, validates records, writes good ones in batches and reports the rest.
+
+    The main thread reads and validates; with `workers` > 1, batches are written by that many
+    threads, each on its own database connection, so parsing overlaps with the database's work.
+    Each batch is still one transaction.
+    """
 
     def __init__(
         self,
@@ -236,28 +252,34 @@ class Importer:
         batch_size: int = 500,
         dry_run: bool = False,
         strict: bool = False,
+        workers: int = 1,
         on_problem: Callable[[Problem], None] = print,
         on_progress: Callable[[int, int], None] | None = None,
     ):
         self.batch_size = batch_size
         self.dry_run = dry_run
         self.strict = strict
+        self.workers = workers
         self.on_problem = on_problem
         self.on_progress = on_progress
         self.report = ImportReport()
         self.bytes_read = 0
+        self.in_flight: deque[Future] = deque()
 
     def run(self, sources: Iterable[tuple[str, BinaryIO, str]]) -> ImportReport:
         """Import every (name, binary stream, format) source; return the counts."""
         started = time.monotonic()
+        executor = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         try:
             for name, stream, file_format in sources:
-                self.import_file(name, stream, file_format)
+                self.import_file(name, stream, file_format, executor)
         finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
             self.report.seconds = time.monotonic() - started
         return self.report
 
-    def import_file(self, name: str, stream: BinaryIO, file_format: str) -> None:
+    def import_file(self, name: str, stream: BinaryIO, file_format: str, executor) -> None:
         seen = SeenSourceIds()
         batch: list[Parsed] = []
         for parsed in READERS[file_format](stream, name):
@@ -266,10 +288,12 @@ class Importer:
                 continue  # a blank line
             batch.append(parsed)
             if len(batch) >= self.batch_size:
-                self.write(batch, seen)
+                self.write(batch, seen, executor)
                 batch = []
         if batch:
-            self.write(batch, seen)
+            self.write(batch, seen, executor)
+        while self.in_flight:
+            self.collect(self.in_flight.popleft().result())
 
     def reject(self, problems: list[Problem]) -> None:
         """Count one rejected record and report its problems; stop here with --strict."""
@@ -279,8 +303,8 @@ class Importer:
         for problem in problems:
             self.on_problem(problem)
 
-    def write(self, batch: list[Parsed], seen: SeenSourceIds) -> None:
-        """Check one batch in file order, then write its new and changed posts in one transaction.
+    def write(self, batch: list[Parsed], seen: SeenSourceIds, executor) -> None:
+        """Check one batch in file order, then have its new and changed posts written.
 
         Bad records, duplicates and unchanged posts are dropped first (3 queries: seen source
         ids, and the stored digests).
@@ -292,7 +316,7 @@ class Importer:
         earlier = seen.claim({source_id: p.location for source_id, p in first.items()})
         stored = stored_digests(first.keys() - earlier.keys())
 
-        to_save: dict[str, Parsed] = {}
+        to_save: list[Parsed] = []
         for parsed in batch:
             source_id = parsed.source_id
             if source_id is None or parsed.problems:
@@ -308,44 +332,87 @@ class Importer:
                 if parsed.problems:
                     self.reject(parsed.problems)
                 else:
-                    to_save[source_id] = parsed
+                    to_save.append(parsed)
 
-        try:
-            self.save(list(to_save.values()), to_save)
-        except IntegrityError:
-            # A clash the pre-checks could not see (e.g. two posts swapping slugs): find the
-            # culprits by saving the batch's records one at a time.
-            for parsed in to_save.values():
-                try:
-                    self.save([parsed], to_save)
-                except IntegrityError as error:
-                    first_line = str(error).splitlines()[0]
-                    self.reject([Problem(parsed.location, "record", f"not saved: {first_line}")])
+        stored = {parsed.source_id: stored[parsed.source_id] for parsed in to_save
+                  if parsed.source_id in stored}
+        if executor is None:
+            self.collect(self.save_batch(to_save, stored))
+        else:
+            # At most one batch per writer waits in line, so memory stays bounded.
+            while len(self.in_flight) >= self.workers:
+                self.collect(self.in_flight.popleft().result())
+            self.in_flight.append(executor.submit(self.save_batch_in_thread, to_save, stored))
         if self.on_progress is not None:
             self.on_progress(self.report.processed, self.bytes_read)
 
-    def save(self, items: list[Parsed], by_source_id: dict[str, Parsed]) -> None:
-        """Save the validated records of `items` in one transaction (rolled back on --dry-run)."""
+    def collect(self, result: BatchResult) -> None:
+        """Add a saved batch's counts to the report and report its problems (main thread)."""
+        if result.aborted:
+            raise ImportAborted(result.aborted)
+        self.report.created += result.created
+        self.report.updated += result.updated
+        self.report.unchanged += result.unchanged
+        for problem in result.problems:
+            self.reject([problem])
+
+    def save_batch_in_thread(self, items: list[Parsed], stored: dict[str, str]) -> BatchResult:
+        try:
+            return self.save_batch(items, stored)
+        finally:
+            connection.close()  # the thread's own connection, back to the pool
+
+    def save_batch(self, items: list[Parsed], stored: dict[str, str]) -> BatchResult:
+        """Save validated `items` in one transaction; if the database still refuses them (e.g.
+        two posts swapping slugs), find the culprits by saving them one at a time."""
+        result = BatchResult()
+        try:
+            self.save(items, stored, result)
+        except IntegrityError:
+            for parsed in items:
+                try:
+                    self.save([parsed], stored, result)
+                except IntegrityError as error:
+                    first_line = str(error).splitlines()[0]
+                    result.problems.append(
+                        Problem(parsed.location, "record", f"not saved: {first_line}")
+                    )
+        return result
+
+    def save(self, items: list[Parsed], stored: dict[str, str], result: BatchResult) -> None:
+        """Save the records of `items` in one transaction (rolled back on --dry-run).
+
+        Records whose slug or reference belongs to another post are reported and left out (or,
+        with --strict, stop the import); the rest are saved.
+        """
         if not items:
             return
         records = [parsed.record for parsed in items]
         digests = {parsed.record.source_id: parsed.digest for parsed in items}
         try:
             with transaction.atomic():
-                outcome = save_post_batch(records, digests, strict=self.strict)
+                outcome = save_post_batch(records, digests, stored)
                 if self.dry_run:
                     transaction.set_rollback(True)
-        except BatchRejected as error:
-            raise ImportAborted(self.conflict_problems(error.conflicts, by_source_id)) from None
-        self.report.created += outcome.created
-        self.report.updated += outcome.updated
-        self.report.unchanged += outcome.unchanged
-        for problem in self.conflict_problems(outcome.conflicts, by_source_id):
-            self.reject([problem])
+        except IntegrityError:
+            # Checked only when the database refused the batch: the common case pays nothing.
+            clashes = find_clashes(records)
+            if not clashes:
+                raise
+            problems = [
+                Problem(parsed.location, *clashes[parsed.record.source_id])
+                for parsed in items
+                if parsed.record.source_id in clashes
+            ]
+            if self.strict:
+                result.aborted = problems
+                return
+            result.problems += problems
+            rest = [parsed for parsed in items if parsed.record.source_id not in clashes]
+            self.save(rest, stored, result)
+            return
+        result.created += outcome.created
+        result.updated += outcome.updated
+        result.unchanged += outcome.unchanged
 
-    @staticmethod
-    def conflict_problems(conflicts, by_source_id) -> list[Problem]:
-        return [
-            Problem(by_source_id[source_id].location, name, message)
-            for source_id, (name, message) in conflicts.items()
-        ]
+

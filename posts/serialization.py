@@ -22,6 +22,7 @@ PLACEMENTS = ("intro", "section", "checklist")
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 WHITESPACE = re.compile(r"\s")
 SMALLINT_MAX = 32_767
+MISSING = object()  # a key absent from the object, unlike one that is null
 INT_MAX = 2_147_483_647
 
 
@@ -118,116 +119,113 @@ def dumps(data: dict[str, Any]) -> str:
 class Reader:
     """Pulls typed values out of one decoded JSON object, collecting every error."""
 
-    def __init__(self, data: Any):
+    def __init__(self):
         self.errors: list[tuple[str, str]] = []
-        self.data = data
 
-    def fail(self, path: str, message: str):
-        self.errors.append((path, message))
+    def fail(self, path: str, key: str, message: str):
+        # The dotted path is built only here: the hot path of valid records never needs it.
+        self.errors.append((join(path, key) or "record", message))
 
     def object(self, value: Any, path: str, keys: tuple[str, ...]) -> dict:
+        if value is MISSING:
+            return {}  # already reported by get()
         if not isinstance(value, dict):
-            self.fail(path or "record", f"got {type_name(value)}, expected an object")
+            self.fail(path, "", f"got {type_name(value)}, expected an object")
             return {}
-        unknown = sorted(set(value) - set(keys))
+        unknown = [key for key in value if key not in keys]
         if unknown:
             self.fail(
-                path or "record",
-                f"unknown field(s) {', '.join(unknown)}, expected only {', '.join(keys)}",
+                path, "",
+                f"unknown field(s) {', '.join(sorted(unknown))}, expected only {', '.join(keys)}",
             )
         return value
 
     def get(self, obj: dict, key: str, path: str) -> Any:
-        full = join(path, key)
-        if key not in obj:
-            self.fail(full, "missing, expected a value")
-            return None
-        return obj[key]
+        value = obj.get(key, MISSING)
+        if value is MISSING:
+            self.fail(path, key, "missing, expected a value")
+        return value
 
     def text(self, obj, key, path="", max_length=None, required=False, check=None, expect=""):
-        full = join(path, key)
         value = self.get(obj, key, path)
-        if value is None and key not in obj:
+        if value is MISSING:
             return ""
         if not isinstance(value, str):
-            self.fail(full, f"got {type_name(value)}, expected a string")
+            self.fail(path, key, f"got {type_name(value)}, expected a string")
             return ""
         if required and not value.strip():
-            self.fail(full, "empty, expected a non-empty string")
+            self.fail(path, key, "empty, expected a non-empty string")
         if max_length is not None and len(value) > max_length:
-            self.fail(full, f"{len(value)} characters, expected at most {max_length}")
+            self.fail(path, key, f"{len(value)} characters, expected at most {max_length}")
         if check is not None and value and not check(value):
-            self.fail(full, f"{value!r} is not valid, expected {expect}")
+            self.fail(path, key, f"{value!r} is not valid, expected {expect}")
         return value
 
     def choice(self, obj, key, choices, path=""):
-        full = join(path, key)
         value = self.get(obj, key, path)
-        if value is None and key not in obj:
+        if value is MISSING:
             return choices[0]
         if value not in choices:
-            self.fail(full, f"{value!r} is not allowed, expected one of {', '.join(choices)}")
+            self.fail(path, key, f"{value!r} is not allowed, expected one of {', '.join(choices)}")
             return choices[0]
         return value
 
     def integer(self, obj, key, path="", low=0, high=INT_MAX, nullable=False):
-        full = join(path, key)
         value = self.get(obj, key, path)
-        if value is None and (nullable or key not in obj):
-            if not nullable and key in obj:
-                self.fail(full, f"got null, expected a whole number from {low} to {high}")
+        if value is MISSING:
+            return None if nullable else low
+        if value is None:
+            if not nullable:
+                self.fail(path, key, f"got null, expected a whole number from {low} to {high}")
             return None if nullable else low
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(full, f"got {type_name(value)}, expected a whole number")
+            self.fail(path, key, f"got {type_name(value)}, expected a whole number")
             return low
         if not low <= value <= high:
-            self.fail(full, f"{value} is out of range, expected {low} to {high}")
+            self.fail(path, key, f"{value} is out of range, expected {low} to {high}")
             return low
         return value
 
     def boolean(self, obj, key, path=""):
-        full = join(path, key)
         value = self.get(obj, key, path)
-        if not isinstance(value, bool):
-            if key in obj:
-                self.fail(full, f"got {type_name(value)}, expected true or false")
-            return False
-        return value
+        if value is True or value is False:
+            return value
+        if value is not MISSING:
+            self.fail(path, key, f"got {type_name(value)}, expected true or false")
+        return False
 
     def strings(self, obj, key, path="", max_length=None):
-        full = join(path, key)
         value = self.get(obj, key, path)
         if not isinstance(value, list):
-            if key in obj:
-                self.fail(full, f"got {type_name(value)}, expected a list of strings")
+            if value is not MISSING:
+                self.fail(path, key, f"got {type_name(value)}, expected a list of strings")
             return ()
-        items = []
         for index, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
-                self.fail(f"{full}[{index}]", f"got {type_name(item)}, expected a non-empty string")
-            elif max_length is not None and len(item) > max_length:
                 self.fail(
-                    f"{full}[{index}]", f"{len(item)} characters, expected at most {max_length}"
+                    path, f"{key}[{index}]", f"got {type_name(item)}, expected a non-empty string"
                 )
-            else:
-                items.append(item)
-        return tuple(items)
+            elif max_length is not None and len(item) > max_length:
+                message = f"{len(item)} characters, expected at most {max_length}"
+                self.fail(path, f"{key}[{index}]", message)
+        return tuple(value)
 
     def objects(self, obj, key, path=""):
-        full = join(path, key)
         value = self.get(obj, key, path)
         if not isinstance(value, list):
-            if key in obj:
-                self.fail(full, f"got {type_name(value)}, expected a list of objects")
+            if value is not MISSING:
+                self.fail(path, key, f"got {type_name(value)}, expected a list of objects")
             return []
+        full = join(path, key)
         return [(f"{full}[{index}]", item) for index, item in enumerate(value)]
 
     def timestamp(self, obj, key, path="", required=False):
-        full = join(path, key)
         value = self.get(obj, key, path)
+        if value is MISSING:
+            return None
         if value is None:
-            if required and key in obj:
-                self.fail(full, "got null, expected a date-time like 2026-06-30T12:00:00Z")
+            if required:
+                self.fail(path, key, "got null, expected a date-time like 2026-06-30T12:00:00Z")
             return None
         try:
             parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
@@ -235,7 +233,7 @@ class Reader:
             parsed = None
         if parsed is None or parsed.tzinfo is None:
             self.fail(
-                full,
+                path, key,
                 f"{value!r} is not a date-time with a time zone, "
                 "expected ISO 8601 like 2026-06-30T12:00:00Z",
             )
@@ -244,14 +242,14 @@ class Reader:
 
     def day(self, obj, key, path=""):
         value = self.get(obj, key, path)
-        if value is None:
+        if value is MISSING or value is None:
             return None
         if isinstance(value, str):
             try:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        self.fail(join(path, key), f"{value!r} is not a date, expected YYYY-MM-DD like 2026-06-30")
+        self.fail(path, key, f"{value!r} is not a date, expected YYYY-MM-DD like 2026-06-30")
         return None
 
 
@@ -268,6 +266,8 @@ def is_http_url(value: str) -> bool:
 
 def join(path: str, key: str) -> str:
     """Return the dotted field path of `key` inside `path`."""
+    if not key:
+        return path
     return f"{path}.{key}" if path else key
 
 
@@ -289,13 +289,13 @@ TOP_KEYS = (
 def record_from_dict(data: Any) -> PostRecord:
     """Return the PostRecord in `data` (one decoded JSON line); raise RecordInvalid if it breaks
     the format, naming every bad field."""
-    r = Reader(data)
+    r = Reader()
     top = r.object(data, "", TOP_KEYS)
     if not top:
         raise RecordInvalid(r.errors or [("record", "empty, expected a post object")])
     version = top.get("format_version")
     if version != FORMAT_VERSION:
-        r.fail("format_version", f"got {version!r}, expected {FORMAT_VERSION}")
+        r.fail("", "format_version", f"got {version!r}, expected {FORMAT_VERSION}")
 
     sections = []
     for path, item in r.objects(top, "sections"):
@@ -313,12 +313,13 @@ def record_from_dict(data: Any) -> PostRecord:
         section = r.integer(figure, "section", path, high=SMALLINT_MAX, nullable=True)
         if placement == "section" and (section is None or section >= len(sections)):
             r.fail(
-                f"{path}.section",
+                path,
+                "section",
                 f"got {section!r}, expected the index (0 to {len(sections) - 1}) of the section "
                 "the figure follows",
             )
         elif placement != "section" and section is not None:
-            r.fail(f"{path}.section", f"got {section!r}, expected null unless placement is section")
+            r.fail(path, "section", f"got {section!r}, expected null unless placement is section")
         figures.append(
             FigureRecord(
                 source=r.text(figure, "source", path, max_length=200, required=True),

@@ -3,11 +3,12 @@
 import hashlib
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.text import slugify
 
 from posts.models import ImageSource, Post, PostTag, Revision, Section, Tag, TagKind, TagRole
@@ -25,25 +26,20 @@ POST_FIELDS = (
 )
 LIST_FIELDS = ("checklist", "notes")
 DIGEST_SIZE = 16
+# Plain strings: enum members are slow as dictionary keys in the per-record hot path.
+ROLE_STACK, ROLE_TOOL, ROLE_ENTITY = TagRole.STACK.value, TagRole.TOOL.value, TagRole.ENTITY.value
+KIND_STACK, KIND_TOOL = TagKind.STACK.value, TagKind.TOOL.value
+POST_STAGE = "alphanode_post_stage"  # temporary table the PostgreSQL upsert copies into
+# Columns of a post written by an import, in the order of post_row().
+POST_COLUMNS = ("source_id", *POST_FIELDS, *LIST_FIELDS, "import_digest", "created_at",
+                "updated_at")
 
 
 @dataclass
 class BatchOutcome:
-    """What one batch did: counts, and the records refused because of other posts."""
-
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    # source id -> (field, message) for records clashing with another post's slug or reference
-    conflicts: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
-class BatchRejected(Exception):
-    """A batch holds records that clash with other posts, and nothing of it was written."""
-
-    def __init__(self, conflicts: dict[str, tuple[str, str]]):
-        super().__init__(f"{len(conflicts)} record(s) clash with other posts")
-        self.conflicts = conflicts
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -75,8 +71,9 @@ def ensure_tags(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         if not missing:
             break
         Tag.objects.bulk_create(
+            # Sorted, so concurrent import batches take the tags' locks in the same order.
             [Tag(kind=kind, name=name, slug=tag_slug(kind, name, disambiguate))
-             for kind, name in missing],
+             for kind, name in sorted(missing)],
             ignore_conflicts=True,
         )
         found |= {
@@ -91,13 +88,13 @@ def ensure_tags(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
 def record_tags(record: PostRecord) -> list[tuple[str, int, tuple[str, str]]]:
     """Return the record's tag links as (role, position, (kind, name)); repeats are dropped."""
     items = [
-        *((TagRole.STACK, (TagKind.STACK.value, name)) for name in record.stack),
-        *((TagRole.TOOL, (TagKind.TOOL.value, name)) for name in record.tools),
-        *((TagRole.ENTITY, (entity.type, entity.name)) for entity in record.entities),
+        *((ROLE_STACK, (KIND_STACK, name)) for name in record.stack),
+        *((ROLE_TOOL, (KIND_TOOL, name)) for name in record.tools),
+        *((ROLE_ENTITY, (entity.type, entity.name)) for entity in record.entities),
     ]
     links = []
     seen = set()
-    positions = dict.fromkeys(TagRole.values, 0)
+    positions = {ROLE_STACK: 0, ROLE_TOOL: 0, ROLE_ENTITY: 0}
     for role, key in items:
         if (role, key) not in seen:
             seen.add((role, key))
@@ -122,83 +119,89 @@ def record_digest(record: PostRecord) -> str:
     ).hexdigest()
 
 
+def stored_digests(source_ids) -> dict[str, str]:
+    """Return the stored import digest of each existing post among `source_ids` (1 query)."""
+    return dict(
+        Post.objects.filter(source_id__in=source_ids).values_list("source_id", "import_digest")
+    )
+
+
 def save_post_batch(
-    records: list[PostRecord], digests: dict[str, str] | None = None, *, strict: bool = False
+    records: list[PostRecord],
+    digests: dict[str, str] | None = None,
+    stored: dict[str, str] | None = None,
 ) -> BatchOutcome:
     """Create, update or skip the posts of `records` (distinct source ids); call in a transaction.
 
     Posts are keyed by source id; a record whose digest (given, or record_digest) matches the
-    stored one is skipped. A record whose slug or reference belongs to another post is left out
-    and reported in `conflicts`; with `strict`, such a record raises BatchRejected before
-    anything is written. At most 12 queries, whatever the batch size.
+    stored one (given, or looked up) is skipped. A slug or reference that belongs to another
+    post raises IntegrityError; find_clashes() then says which records. At most 18 queries,
+    whatever the batch size.
     """
     if digests is None:
         digests = {record.source_id: record_digest(record) for record in records}
-    rows = Post.objects.filter(
-        Q(source_id__in=digests.keys())
-        | Q(slug__in={record.slug for record in records})
-        | Q(reference__in={record.reference for record in records})
-    ).values_list("source_id", "slug", "reference", "import_digest")
-    stored = {}
-    owners = {}  # ("slug" | "reference", value) -> the source id of the post that has it
-    for source_id, slug, reference, digest in rows:
-        if source_id in digests:
-            stored[source_id] = digest
-        else:
-            owners[("slug", slug)] = owners[("reference", reference)] = source_id
-
-    outcome = BatchOutcome()
-    changed = []
-    for record in records:
-        if stored.get(record.source_id) == digests[record.source_id]:
-            outcome.unchanged += 1
-            continue
-        clash = next(
-            (
-                (name, value)
-                for name, value in (("slug", record.slug), ("reference", record.reference))
-                if (name, value) in owners
-            ),
-            None,
-        )
-        if clash:
-            name, value = clash
-            outcome.conflicts[record.source_id] = (
-                name,
-                f"{value!r} already belongs to post {owners[clash]}, expected a unique {name}",
-            )
-            continue
-        owners[("slug", record.slug)] = owners[("reference", record.reference)] = record.source_id
-        changed.append(record)
-    if strict and outcome.conflicts:
-        raise BatchRejected(outcome.conflicts)
-    outcome.created = sum(record.source_id not in stored for record in changed)
-    outcome.updated = len(changed) - outcome.created
+    if stored is None:
+        stored = stored_digests(digests.keys())
+    changed = [
+        record for record in records if stored.get(record.source_id) != digests[record.source_id]
+    ]
+    existing = {record.source_id for record in changed if record.source_id in stored}
+    outcome = BatchOutcome(
+        created=len(changed) - len(existing),
+        updated=len(existing),
+        unchanged=len(records) - len(changed),
+    )
     if changed:
-        write_posts(changed, digests)
+        write_posts(changed, digests, existing)
     return outcome
 
 
+def find_clashes(records: list[PostRecord]) -> dict[str, tuple[str, str]]:
+    """Return source id -> (field, message) for records whose slug or reference belongs to
+    another post, or to an earlier record of the list (1 query)."""
+    own = {record.source_id for record in records}
+    owners = {}  # ("slug" | "reference", value) -> the source id of the post that has it
+    for source_id, slug, reference in (
+        Post.objects.filter(
+            Q(slug__in={record.slug for record in records})
+            | Q(reference__in={record.reference for record in records})
+        )
+        .exclude(source_id__in=own)
+        .values_list("source_id", "slug", "reference")
+    ):
+        owners[("slug", slug)] = owners[("reference", reference)] = source_id
+    clashes = {}
+    for record in records:
+        for name, value in (("slug", record.slug), ("reference", record.reference)):
+            owner = owners.setdefault((name, value), record.source_id)
+            if owner != record.source_id:
+                clashes[record.source_id] = (
+                    name,
+                    f"{value!r} already belongs to post {owner}, expected a unique {name}",
+                )
+                break
+    return clashes
+
+
 @transaction.atomic(savepoint=False)
-def write_posts(records: list[PostRecord], digests: dict[str, str]) -> None:
+def write_posts(
+    records: list[PostRecord], digests: dict[str, str], existing: set[str] = frozenset()
+) -> None:
     """Upsert the posts of `records` and replace their revision, tags, sections and figures.
 
-    Children are replaced by exactly what the records say: one set-based delete and one bulk
-    insert per table (11 queries).
+    Children are replaced by exactly what the records say: one set-based delete (for the posts
+    in `existing` only: new posts have no children) and one bulk insert per table (at most 13
+    queries).
     """
-    posts = Post.objects.bulk_create(
-        [post_from_record(record, digests[record.source_id]) for record in records],
-        update_conflicts=True,
-        unique_fields=["source_id"],
-        update_fields=[*POST_FIELDS, *LIST_FIELDS, "import_digest", "updated_at"],
-    )
-    post_ids = [post.pk for post in posts]
-    pairs = list(zip(post_ids, records, strict=True))
+    ids = upsert_posts(records, digests)
+    pairs = [(ids[record.source_id], record) for record in records]
     links_by_post = [(post_id, record_tags(record)) for post_id, record in pairs]
     tag_ids = ensure_tags({key for _, links in links_by_post for _, _, key in links})
 
-    for model in (Revision, PostTag, Section, ImageSource):
-        model.objects.filter(post_id__in=post_ids).delete()
+    replaced = [ids[source_id] for source_id in existing]
+    if replaced:
+        for model in (Revision, PostTag, Section, ImageSource):
+            model.objects.filter(post_id__in=replaced).delete()
     insert_rows(
         Revision,
         ("post_id", "status", "version", "last_reviewed"),
@@ -237,8 +240,62 @@ def write_posts(records: list[PostRecord], digests: dict[str, str]) -> None:
     )
 
 
+def upsert_posts(records: list[PostRecord], digests: dict[str, str]) -> dict[str, int]:
+    """Insert or update the post rows of `records`; return their ids by source id.
+
+    On PostgreSQL the rows are copied into a temporary table and upserted from there in one
+    INSERT ... SELECT ... ON CONFLICT, which skips a model instance per post; elsewhere this is
+    bulk_create(update_conflicts=True).
+    """
+    if connection.vendor != "postgresql":
+        posts = Post.objects.bulk_create(
+            [post_from_record(record, digests[record.source_id]) for record in records],
+            update_conflicts=True,
+            unique_fields=["source_id"],
+            update_fields=[*POST_FIELDS, *LIST_FIELDS, "import_digest", "updated_at"],
+        )
+        return {post.source_id: post.pk for post in posts}
+
+    now = timezone.now()
+    columns = ", ".join(connection.ops.quote_name(column) for column in POST_COLUMNS)
+    updates = ", ".join(
+        f"{name} = EXCLUDED.{name}"
+        for name in map(connection.ops.quote_name, POST_COLUMNS)
+        if name not in ('"source_id"', '"created_at"')
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {POST_STAGE} ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM {Post._meta.db_table} WITH NO DATA"
+        )
+    insert_rows(
+        POST_STAGE,
+        POST_COLUMNS,
+        (
+            (
+                record.source_id,
+                *(getattr(record, name) for name in POST_FIELDS),
+                dumps(list(record.checklist)),
+                dumps(list(record.notes)),
+                digests[record.source_id],
+                now,
+                now,
+            )
+            for record in records
+        ),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Post._meta.db_table} ({columns}) SELECT {columns} FROM {POST_STAGE} "
+            f"ON CONFLICT (source_id) DO UPDATE SET {updates} RETURNING source_id, id"
+        )
+        ids = dict(cursor.fetchall())
+        cursor.execute(f"DELETE FROM {POST_STAGE}")
+    return ids
+
+
 def insert_rows(model, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
-    """Insert plain `rows` of `columns` into `model`'s table in one statement.
+    """Insert plain `rows` of `columns` into `model`'s table (or a table name) in one statement.
 
     On PostgreSQL this is COPY, which skips building a model instance per row (the bulk of an
     import's time); elsewhere it is bulk_create.
@@ -246,9 +303,9 @@ def insert_rows(model, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(model(**dict(zip(columns, row, strict=True))) for row in rows)
         return
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
-    sql = f"COPY {table} ({names}) FROM STDIN"
+    table = model if isinstance(model, str) else model._meta.db_table
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    sql = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN"
     started = time.monotonic()
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
@@ -270,7 +327,7 @@ def save_posts(records: Iterable[PostRecord], batch_size: int = 500, progress=No
     done = 0
     for batch in batched(records, batch_size):
         with transaction.atomic():
-            outcome = save_post_batch(batch, strict=True)
+            outcome = save_post_batch(batch)
         total.created += outcome.created
         total.updated += outcome.updated
         total.unchanged += outcome.unchanged

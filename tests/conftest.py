@@ -21,3 +21,10 @@ def clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def import_in_the_test_transaction(settings):
+    """Import with one writer: writer threads use their own connections, outside the test's
+    transaction. Tests of the threaded path use transactional_db and set IMPORT_WORKERS."""
+    settings.IMPORT_WORKERS = 1

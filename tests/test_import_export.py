@@ -175,6 +175,10 @@ BAD_RECORDS = [
         "source": "x", "url": "javascript:alert(1)", "caption": "c", "placement": "intro",
         "section": None}]),
      "image_sources[0].url: 'javascript:alert(1)' is not valid, expected an http"),
+    ("figure after a missing section", lambda: good_line(image_sources=[{
+        "source": "x", "url": "https://x.example/1.jpg", "caption": "c", "placement": "section",
+        "section": 99}]),
+     "image_sources[0].section: got 99, expected the index"),
     ("wrong type", lambda: good_line(reading_time="14"),
      "reading_time: got a string, expected a whole number"),
     ("wrong type in list", lambda: good_line(tools=["git", 3]),
@@ -286,24 +290,47 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
     assert error == f"No such file: {tmp_path / 'nope.jsonl'}. Nothing was imported."
 
 
+# Once per file: 2 temporary table of seen source ids (create, clear). Per batch: 2 seen
+# source ids (select, insert), 1 stored digests, 2 savepoint and release of the batch
+# transaction, 4 posts (create staging table, COPY into it, upsert from it, clear it), 2 tags
+# (insert missing, select ids), 4 COPY of revisions, tag links, sections, figures; for updated
+# posts only, 4 deletes of their old ones. Clashing slugs are looked up only on a refusal.
+QUERIES_CREATING = 2 + 2 + 1 + 2 + 4 + 2 + 4
+QUERIES_UPDATING = QUERIES_CREATING + 4
+
+
 @pytest.mark.parametrize("batch_size", [10, 500])
-@pytest.mark.parametrize("existing", [False, True], ids=["create", "update"])
-def test_queries_per_batch_are_constant(django_assert_max_num_queries, batch_size, existing):
+@pytest.mark.parametrize(
+    ("existing", "queries"), [(False, QUERIES_CREATING), (True, QUERIES_UPDATING)],
+    ids=["create", "update"],
+)
+def test_queries_per_batch_are_constant(
+    django_assert_max_num_queries, batch_size, existing, queries
+):
     records = generated(batch_size, seed=30)
     if existing:  # every record then differs from what is stored: a batch of updates
-        Importer().run([("f", io.BytesIO(jsonl(generated(batch_size, seed=30)).encode()), "jsonl")])
+        Importer().run([("f", io.BytesIO(jsonl(records).encode()), "jsonl")])
         records = [dataclasses.replace(record, title="changed") for record in records]
     data = io.BytesIO(jsonl(records).encode())
 
-    # Once per file: 1-2 temporary table of seen source ids (create, clear). Per batch: 3-4 seen
-    # source ids (select, insert), 5 stored digests, 6 savepoint of the batch transaction,
-    # 7 digests and clashing slugs/references, 8 posts upsert, 9-10 tags (insert missing,
-    # select ids), 11-14 delete old revisions, tag links, sections, figures, 15-18 insert
-    # (COPY) new ones, 19 release of the savepoint.
-    with django_assert_max_num_queries(19):
+    with django_assert_max_num_queries(queries):
         report = Importer(batch_size=batch_size).run([("f", data, "jsonl")])
 
     assert (report.created, report.updated) == ((0, batch_size) if existing else (batch_size, 0))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writer_threads_import_the_same_posts_as_one_writer(tmp_path, settings):
+    settings.IMPORT_WORKERS = 3
+    lines = jsonl(generated(60)).splitlines(keepends=True)
+    path = write(tmp_path, "".join([*lines, lines[7]]))  # line 61 repeats line 8
+
+    stdout, stderr, _ = run_import(path, batch_size=7)
+
+    assert "created 60, updated 0, unchanged 0, rejected 1" in stdout
+    assert f"{path}:61: payload.source_id:" in stderr
+    assert export_text() == "".join(lines)
+    assert run_import(path, batch_size=7)[0].startswith("created 0, updated 0, unchanged 60")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,7 +4,9 @@ import os
 import sys
 from contextlib import ExitStack
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from posts.importing import FORMATS, ImportAborted, Importer, guess_format
 from posts.progress import Progress
@@ -47,9 +49,22 @@ class Command(BaseCommand):
             help="Posts written per transaction (default 500).",
         )
 
-    def handle(self, *, files, file_format, dry_run, strict, batch_size, **options):
+        parser.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            help="Threads writing batches, each on its own database connection (default: the "
+            "IMPORT_WORKERS setting, 2; always 1 on SQLite, which allows one writer).",
+        )
+
+    def handle(self, *, files, file_format, dry_run, strict, batch_size, workers, **options):
         if batch_size < 1:
             raise CommandError(f"--batch-size must be 1 or more, got {batch_size}.")
+        workers = settings.IMPORT_WORKERS if workers is None else workers
+        if workers < 1:
+            raise CommandError(f"--workers must be 1 or more, got {workers}.")
+        if connection.vendor == "sqlite":
+            workers = 1
         if files.count(STDIN) > 1:
             raise CommandError("Standard input (-) can be read only once.")
         missing = [name for name in files if name != STDIN and not os.path.isfile(name)]
@@ -62,6 +77,7 @@ class Command(BaseCommand):
             batch_size=batch_size,
             dry_run=dry_run,
             strict=strict,
+            workers=workers,
             on_problem=lambda problem: self.stderr.write(str(problem)),
             on_progress=progress.update if options["verbosity"] >= 1 else None,
         )
