@@ -216,10 +216,12 @@ def test_export_matches_the_shipped_json_schema():
         validator.validate(json.loads(line))
 
 
-# The schema cannot express calendar validity ("2026-13-45") or that the line is JSON at all.
+# The schema cannot express calendar validity ("2026-13-45"), an index into another list, or
+# that the line is JSON at all.
 SCHEMA_CHECKABLE = [
-    case for case in BAD_RECORDS if case[0] not in {"malformed date", "malformed review date",
-                                                    "invalid json"}
+    case for case in BAD_RECORDS if case[0] not in {
+        "malformed date", "malformed review date", "figure after a missing section", "invalid json"
+    }
 ]
 
 
