@@ -241,9 +241,9 @@ class BatchResult:
 class Importer:
     """Reads sources, validates records, writes good ones in batches and reports the rest.
 
-    The main thread reads and validates; with `workers` > 1, batches are written by that many
-    threads, each on its own database connection, so parsing overlaps with the database's work.
-    Each batch is still one transaction.
+    The main thread reads and validates; with `workers` >= 1, batches are written by that many
+    threads, each on its own database connection, so parsing overlaps with the database's work
+    (0 writes on the main thread's connection). Each batch is still one transaction.
     """
 
     def __init__(
@@ -252,7 +252,7 @@ class Importer:
         batch_size: int = 500,
         dry_run: bool = False,
         strict: bool = False,
-        workers: int = 1,
+        workers: int = 0,
         on_problem: Callable[[Problem], None] = print,
         on_progress: Callable[[int, int], None] | None = None,
     ):
@@ -269,7 +269,7 @@ class Importer:
     def run(self, sources: Iterable[tuple[str, BinaryIO, str]]) -> ImportReport:
         """Import every (name, binary stream, format) source; return the counts."""
         started = time.monotonic()
-        executor = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        executor = ThreadPoolExecutor(self.workers) if self.workers > 0 else None
         try:
             for name, stream, file_format in sources:
                 self.import_file(name, stream, file_format, executor)

@@ -69,12 +69,15 @@ def validate_string_list(value):
 class Tag(models.Model):
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=TagKind.choices)
-    slug = models.SlugField(max_length=130, unique=True)
+    slug = models.SlugField(max_length=130, db_index=False)
 
     class Meta:
         ordering = ["kind", "name"]
+        # Constraints rather than unique=True: on PostgreSQL, unique=True on a text field also
+        # builds a second, LIKE-only index that nothing here uses and every insert pays for.
         constraints = [
             models.UniqueConstraint(fields=["kind", "name"], name="tag_unique_kind_name"),
+            models.UniqueConstraint(fields=["slug"], name="tag_unique_slug"),
         ]
 
     def __str__(self):
@@ -148,7 +151,7 @@ class PostQuerySet(models.QuerySet):
 class Post(models.Model):
     # Identity and publication
     title = models.CharField(max_length=300)
-    slug = models.SlugField(max_length=255, unique=True)
+    slug = models.SlugField(max_length=255, db_index=False)  # unique: see Meta.constraints
     status = models.CharField(
         max_length=10, choices=PublicationStatus.choices, default=PublicationStatus.DRAFT
     )
@@ -181,7 +184,7 @@ class Post(models.Model):
     )
     depth_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     clarity_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
-    reference = models.CharField(max_length=64, unique=True)
+    reference = models.CharField(max_length=64)  # unique: see Meta.constraints
     content_hash = models.CharField("hash", max_length=64, blank=True)
     ai_generated_style = models.BooleanField(default=False)
     has_images = models.BooleanField(default=False)
@@ -190,7 +193,7 @@ class Post(models.Model):
     notes = models.JSONField(default=list, blank=True, validators=[validate_string_list])
 
     # Payload: where the content came from. source_id is the import key.
-    source_id = models.CharField(max_length=100, unique=True)
+    source_id = models.CharField(max_length=100)  # unique: see Meta.constraints
     generator = models.CharField(max_length=100, blank=True)
     paragraph_count = models.PositiveSmallIntegerField("paragraphs", default=0)
     scenario = models.CharField(max_length=200, blank=True)
@@ -208,6 +211,10 @@ class Post(models.Model):
     class Meta:
         ordering = ["-published_at", "-id"]
         constraints = [
+            # Constraints rather than unique=True, which on PostgreSQL adds unused LIKE indexes.
+            models.UniqueConstraint(fields=["slug"], name="post_unique_slug"),
+            models.UniqueConstraint(fields=["source_id"], name="post_unique_source_id"),
+            models.UniqueConstraint(fields=["reference"], name="post_unique_reference"),
             *(
                 models.CheckConstraint(
                     condition=Q(**{f"{field}__gte": 0, f"{field}__lte": 100}),
@@ -327,8 +334,13 @@ class Revision(models.Model):
 class PostTag(models.Model):
     """A tag's place in one of a post's ordered lists (stack, tools, entities)."""
 
-    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="tag_links")
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="post_links")
+    # No single-column indexes: (post, role, tag) and (tag, post) below serve both lookups.
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="tag_links", db_index=False
+    )
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="post_links", db_index=False
+    )
     role = models.CharField(max_length=10, choices=TagRole.choices)
     position = models.PositiveSmallIntegerField(default=0)
 
@@ -347,7 +359,10 @@ class PostTag(models.Model):
 
 
 class Section(models.Model):
-    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="sections")
+    # No single-column index: the (post, position) constraint serves lookups by post.
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="sections", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     heading = models.CharField(max_length=300)
     body = models.TextField(help_text="Paragraphs separated by a blank line.")
@@ -369,7 +384,10 @@ class Section(models.Model):
 class ImageSource(models.Model):
     """A figure of a post: where the image comes from, its caption, and where it stands."""
 
-    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="figures")
+    # No single-column index: the (post, position) constraint serves lookups by post.
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="figures", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     source = models.CharField(max_length=200)
     url = models.URLField(max_length=1000, validators=[HTTP_URL])

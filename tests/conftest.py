@@ -25,6 +25,6 @@ def clear_cache():
 
 @pytest.fixture(autouse=True)
 def import_in_the_test_transaction(settings):
-    """Import with one writer: writer threads use their own connections, outside the test's
-    transaction. Tests of the threaded path use transactional_db and set IMPORT_WORKERS."""
-    settings.IMPORT_WORKERS = 1
+    """Import on the test's own connection: writer threads use their own connections, outside
+    the test's transaction. Tests of the threaded path use transactional_db and IMPORT_WORKERS."""
+    settings.IMPORT_WORKERS = 0

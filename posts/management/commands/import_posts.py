@@ -53,18 +53,19 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             metavar="N",
-            help="Threads writing batches, each on its own database connection (default: the "
-            "IMPORT_WORKERS setting, 2; always 1 on SQLite, which allows one writer).",
+            help="Threads writing batches on their own database connections while the file is "
+            "parsed (default: the IMPORT_WORKERS setting, 1; 0 writes on the main thread, "
+            "as always on SQLite, which allows one writer).",
         )
 
     def handle(self, *, files, file_format, dry_run, strict, batch_size, workers, **options):
         if batch_size < 1:
             raise CommandError(f"--batch-size must be 1 or more, got {batch_size}.")
         workers = settings.IMPORT_WORKERS if workers is None else workers
-        if workers < 1:
-            raise CommandError(f"--workers must be 1 or more, got {workers}.")
+        if workers < 0:
+            raise CommandError(f"--workers must be 0 or more, got {workers}.")
         if connection.vendor == "sqlite":
-            workers = 1
+            workers = 0
         if files.count(STDIN) > 1:
             raise CommandError("Standard input (-) can be read only once.")
         missing = [name for name in files if name != STDIN and not os.path.isfile(name)]
