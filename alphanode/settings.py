@@ -176,7 +176,7 @@ POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 20)
 SIMILAR_POSTS_COUNT = 6
 # import_posts: threads writing batches, each on its own connection, while the main thread
 # parses (PostgreSQL only); 0 writes on the main thread.
-IMPORT_WORKERS = env_int("IMPORT_WORKERS", 1)
+IMPORT_WORKERS = env_int("IMPORT_WORKERS", 2)
 
 # Security. Behind a TLS-terminating CDN/proxy, SECURE_PROXY_SSL_HEADER trusts its header.
 # Tests speak plain HTTP to the test client; production redirects to HTTPS unless told not to.
