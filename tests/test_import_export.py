@@ -17,7 +17,9 @@ from posts.exporting import export_records
 from posts.generation import generate_records
 from posts.importing import Importer
 from posts.models import ImageSource, Post, PostTag, Section, Tag
+from posts.progress import Progress
 from posts.serialization import dumps, record_to_dict
+from tests.pagetext import page_text
 from tests.test_generation import snapshot
 
 pytestmark = pytest.mark.django_db
@@ -371,3 +373,81 @@ def test_an_import_killed_midway_leaves_whole_posts_and_a_rerun_completes_it(tmp
     assert rerun.returncode == 0, rerun.stderr
     assert f"created {3000 - written}, updated 0, unchanged {written}" in rerun.stdout
     assert export_text() == text  # generated in source id order, as export writes
+
+
+def article_text(client, source_id):
+    """Return the page-text of a post's article page, up to (not including) Similar Posts."""
+    html = client.get(Post.objects.get(source_id=source_id).get_absolute_url()).content.decode()
+    text = page_text(html)
+    return text[: text.index("Similar Posts")].splitlines()
+
+
+def test_importing_a_page_text_file_renders_the_same_lines(client, tmp_path):
+    records = [r for r in generate_records(30, 12) if r.status == "published" and r.last_reviewed]
+    call_command("generate_posts", count=30, seed=12, stdout=io.StringIO())
+    pages = {}
+    for record in records[:4]:
+        pages[record.source_id] = article_text(client, record.source_id)
+        write(tmp_path, "\n".join(pages[record.source_id]) + "\n", f"{record.source_id}.txt")
+    delete_everything()
+
+    stdout, stderr, error = run_import(*sorted(tmp_path.glob("*.txt")))
+
+    assert error is None, stderr
+    assert "created 4, updated 0, unchanged 0, rejected 0" in stdout
+    for source_id, lines in pages.items():
+        assert article_text(client, source_id) == lines
+    assert run_import(*sorted(tmp_path.glob("*.txt")))[0].startswith("created 0, updated 0, unch")
+
+
+def test_a_bad_page_text_file_names_its_line(tmp_path):
+    path = write(tmp_path, "| | |\n\nsome title\n\nan intro.\n", "old-page.txt")
+
+    _, stderr, error = run_import(path)
+
+    assert f"{path}:" in stderr and "alphanode post meta" in stderr
+    assert "1 record(s) rejected" in error
+
+
+def test_the_commands_work_on_sqlite(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"], "DEBUG": "1", "DEBUG_TOOLBAR": "0",
+        "SQLITE_PATH": str(tmp_path / "a.sqlite3"),
+    }
+
+    def manage(*args, database="a.sqlite3"):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True,
+            env={**env, "SQLITE_PATH": str(tmp_path / database)}, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    for database in ("a.sqlite3", "b.sqlite3"):
+        manage("migrate", "--noinput", database=database)
+    manage("generate_posts", "--count", "25", "--seed", "3")
+    exported = manage("export_posts")
+    (tmp_path / "posts.jsonl").write_text(exported)
+
+    first = manage("import_posts", str(tmp_path / "posts.jsonl"), database="b.sqlite3")
+    again = manage("import_posts", str(tmp_path / "posts.jsonl"), database="b.sqlite3")
+
+    assert "created 25, updated 0, unchanged 0, rejected 0" in first
+    assert "created 0, updated 0, unchanged 25, rejected 0" in again
+    assert manage("export_posts", database="b.sqlite3") == exported
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"), [(FakeTerminal(), "\r["), (io.StringIO(), "progress: ")]
+)
+def test_progress_draws_a_bar_on_a_terminal_and_log_lines_otherwise(stream, expected):
+    progress = Progress(stream, total_bytes=1000)
+    progress.show(250, 500, now=progress.started + 1)
+    progress.finish()
+    assert stream.getvalue().startswith(expected)
+    assert "50%" in stream.getvalue() and "250 posts, 250/s" in stream.getvalue()

@@ -54,7 +54,7 @@ class Command(BaseCommand):
             type=int,
             metavar="N",
             help="Threads writing batches on their own database connections while the file is "
-            "parsed (default: the IMPORT_WORKERS setting, 1; 0 writes on the main thread, "
+            "parsed (default: the IMPORT_WORKERS setting, 2; 0 writes on the main thread, "
             "as always on SQLite, which allows one writer).",
         )
 
