@@ -4,10 +4,11 @@ Every field of the article page's "alphanode post meta" box is a typed column he
 meta is either rows (tags, figures, sections) or a JSON list of strings (checklist, notes).
 """
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import models
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -91,6 +92,28 @@ class PostQuerySet(models.QuerySet):
     def published(self):
         """Posts readers may see: published, with a publication date not in the future."""
         return self.filter(status=PublicationStatus.PUBLISHED, published_at__lte=timezone.now())
+
+    def indexable(self):
+        """Posts search engines may index: published, not flagged, revision reviewed.
+
+        The article page's robots rules and the sitemap both use this.
+        """
+        return self.published().filter(
+            needs_human_review=False, revision__status=RevisionStatus.REVIEWED
+        )
+
+    def flagged(self):
+        """Posts waiting for human review, oldest flag first (flags from imports first)."""
+        return self.filter(needs_human_review=True).order_by(
+            F("flagged_at").asc(nulls_first=True), "id"
+        )
+
+    def for_review_queue(self):
+        """Shape for the review queue: the flag's author joined in (1 query)."""
+        return self.select_related("flagged_by", "revision").only(
+            "id", "title", "slug", "status", "flagged_at", "flag_reason", "published_at",
+            "flagged_by__username", "revision__status",
+        )
 
     def newest_first(self):
         return self.order_by("-published_at", "-id")
@@ -198,6 +221,19 @@ class Post(models.Model):
     paragraph_count = models.PositiveSmallIntegerField("paragraphs", default=0)
     scenario = models.CharField(max_length=200, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
+    # The current "needs human review" flag: who raised it, when and why (history: ReviewEvent).
+    # Imports never write these, so a reviewer's flag survives re-imports.
+    flagged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    flagged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    flag_reason = models.TextField(blank=True, editable=False)
+
     # Digest of the import record last written, so re-importing an unchanged record is skipped.
     import_digest = models.CharField(max_length=32, blank=True, editable=False)
 
@@ -210,6 +246,11 @@ class Post(models.Model):
 
     class Meta:
         ordering = ["-published_at", "-id"]
+        permissions = [
+            ("publish_post", "Can publish and unpublish posts"),
+            ("flag_post", "Can flag posts for human review and clear the flag"),
+            ("review_post", "Can mark posts reviewed"),
+        ]
         constraints = [
             # Constraints rather than unique=True, which on PostgreSQL adds unused LIKE indexes.
             models.UniqueConstraint(fields=["slug"], name="post_unique_slug"),
@@ -237,9 +278,10 @@ class Post(models.Model):
             # Listing pages: published posts, newest first.
             models.Index(fields=["status", "-published_at", "-id"], name="post_listing_idx"),
             models.Index(fields=["code_language"], name="post_code_language_idx"),
+            # The review queue: flagged posts, oldest flag first.
             models.Index(
-                fields=["needs_human_review"],
-                name="post_needs_review_idx",
+                fields=["flagged_at", "id"],
+                name="post_review_queue_idx",
                 condition=Q(needs_human_review=True),
             ),
         ]
@@ -249,6 +291,22 @@ class Post(models.Model):
 
     def get_absolute_url(self):
         return reverse("posts:detail", kwargs={"slug": self.slug})
+
+    def noindex_reasons(self):
+        """Return why search engines must not index this post (empty when they may).
+
+        Mirrors PostQuerySet.indexable(); needs the revision loaded (for_article_page does).
+        """
+        reasons = []
+        if self.status != PublicationStatus.PUBLISHED or self.published_at is None:
+            reasons.append("it is not published")
+        elif self.published_at > timezone.now():
+            reasons.append("its publication date is in the future")
+        if self.needs_human_review:
+            reasons.append("it is flagged as needing human review")
+        if self.revision.status != RevisionStatus.REVIEWED:
+            reasons.append(f"its revision is {self.revision.get_status_display()}, not reviewed")
+        return reasons
 
     # The helpers below read the lists prefetched by PostQuerySet.for_article_page(); they
     # never query, and fail loudly (AttributeError) on a post loaded without that shape.
@@ -414,3 +472,37 @@ class ImageSource(models.Model):
 
     def __str__(self):
         return self.caption
+
+
+class ReviewAction(models.TextChoices):
+    FLAGGED = "flagged", "flagged for review"
+    CLEARED = "cleared", "flag cleared"
+    REVIEWED = "reviewed", "marked reviewed"
+    PUBLISHED = "published", "published"
+    UNPUBLISHED = "unpublished", "unpublished"
+
+
+class ReviewEvent(models.Model):
+    """One step of a post's review history: who did what, when and why. Never edited."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="review_events")
+    action = models.CharField(max_length=12, choices=ReviewAction.choices)
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["post", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=ReviewAction.values), name="reviewevent_action_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["post", "created_at"], name="reviewevent_post_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_action_display()} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
