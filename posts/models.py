@@ -232,7 +232,8 @@ class Post(models.Model):
         editable=False,
         related_name="+",
     )
-    flag_reason = models.TextField(blank=True, editable=False)
+    # db_default: bulk imports insert posts with raw SQL that leaves this column out.
+    flag_reason = models.TextField(blank=True, editable=False, db_default="")
 
     # Digest of the import record last written, so re-importing an unchanged record is skipped.
     import_digest = models.CharField(max_length=32, blank=True, editable=False)
