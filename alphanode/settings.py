@@ -172,6 +172,8 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
+LOGIN_URL = "admin:login"
+
 POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 20)
 SIMILAR_POSTS_COUNT = 6
 # import_posts: threads writing batches, each on its own connection, while the main thread

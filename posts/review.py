@@ -41,7 +41,7 @@ def clean_reason(reason: str, required: bool) -> str:
 
 def record_events(posts, action: str, actor, reason: str = "") -> None:
     """Append one history row per post of `posts` in a single INSERT ... SELECT."""
-    subquery, params = posts.order_by().values("pk").query.sql_with_params()
+    subquery, params = posts.order_by().values("id").query.sql_with_params()
     table = connection.ops.quote_name(ReviewEvent._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
