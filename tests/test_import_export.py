@@ -338,6 +338,21 @@ def test_writer_threads_import_the_same_posts_as_one_writer(tmp_path, settings):
     assert run_import(path, batch_size=7)[0].startswith("created 0, updated 0, unchanged 60")
 
 
+def wait_for_other_connections_to_close(timeout=30):
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                # Idle ones are this process's own pooled connections.
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the killed import's connections did not close")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_import_killed_midway_leaves_whole_posts_and_a_rerun_completes_it(tmp_path):
     text = jsonl(generate_records(3000, 8))
@@ -359,6 +374,9 @@ def test_an_import_killed_midway_leaves_whole_posts_and_a_rerun_completes_it(tmp
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # A COMMIT the killed client had sent still completes on the server: wait for its
+    # connections to go before counting.
+    wait_for_other_connections_to_close()
 
     written = Post.objects.count()
     assert 0 < written < 3000, "the import was not interrupted midway"
