@@ -1,36 +1,350 @@
-from django.contrib import admin
+"""The admin for editors and reviewers.
 
-from posts.models import ImageSource, Post, PostTag, Revision, Section, Tag
+Every page runs a constant number of queries however many rows it shows (tests/test_admin.py
+asserts them): lists join what their columns show, inlines join what their rows show, and the
+tag links' autocomplete widgets render their selected tag from the row instead of a query each.
+Publishing and the review steps are set-based actions (posts/review.py) that record history.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin import ActionLocation
+from django.db.models import Exists, OuterRef
+from django.utils.html import format_html
+
+from posts.forms import (
+    LoadedAutocompleteSelect,
+    PositionedInlineForm,
+    PositionedInlineFormSet,
+    PostAdminForm,
+    PostTagInlineForm,
+    ReviewActionForm,
+)
+from posts.models import (
+    ImageSource,
+    Post,
+    PostTag,
+    ReviewEvent,
+    Revision,
+    Section,
+    Tag,
+    TagKind,
+)
+from posts.review import (
+    ReviewError,
+    clear_flags,
+    flag_posts,
+    mark_reviewed,
+    publish_posts,
+    unpublish_posts,
+)
+
+BOTH_LOCATIONS = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
+FLAG_FIELDS = ["needs_human_review", "flagged_at", "flagged_by", "flag_reason"]
+PROVENANCE_FIELDS = [
+    "reference", "content_hash", "source_id", "generator", "paragraph_count", "scenario", "seed",
+]
+
+
+def action_reason(request):
+    """Return the reason typed in the action bar whose Run button was pressed."""
+    prefix = ""
+    if f"{ActionLocation.CHANGE_FORM.value}-action" in request.POST:
+        prefix = f"{ActionLocation.CHANGE_FORM.value}-"
+    reasons = request.POST.getlist(f"{prefix}reason")
+    try:
+        index = int(request.POST.get("index", 0))
+    except ValueError:
+        index = 0
+    return reasons[index] if 0 <= index < len(reasons) else ""
+
+
+def posts_changed(count, what):
+    """Return e.g. "3 posts flagged for review." for an action's message."""
+    return f"{count} {'post' if count == 1 else 'posts'} {what}."
+
+
+class TagKindFilter(admin.SimpleListFilter):
+    """Posts linked to at least one tag of a kind; an EXISTS, so each post is listed once."""
+
+    title = "tag kind"
+    parameter_name = "tag_kind"
+
+    def lookups(self, request, model_admin):
+        return TagKind.choices
+
+    def queryset(self, request, queryset):
+        if self.value() not in TagKind.values:
+            return queryset
+        links = PostTag.objects.filter(post=OuterRef("pk"), tag__kind=self.value())
+        return queryset.filter(Exists(links))
+
+
+class RevisionStatusFilter(admin.ChoicesFieldListFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "revision status"  # the field's own name, "status", reads as the post's
 
 
 class RevisionInline(admin.StackedInline):
     model = Revision
+    fields = ["status", "version", "last_reviewed"]
     can_delete = False
+    verbose_name_plural = "revision"
+
+    def get_readonly_fields(self, request, obj=None):
+        # Whether a post was reviewed is the reviewers' call, made with "mark reviewed" so it
+        # enters the history; editors keep the version.
+        if request.user.has_perm("posts.review_post"):
+            return []
+        return ["status", "last_reviewed"]
 
 
 class SectionInline(admin.StackedInline):
     model = Section
+    form = PositionedInlineForm
+    formset = PositionedInlineFormSet
+    fields = ["position", "heading", "body"]
+    ordering = ["position"]
     extra = 0
 
 
 class ImageSourceInline(admin.TabularInline):
     model = ImageSource
+    form = PositionedInlineForm
+    formset = PositionedInlineFormSet
+    fields = ["position", "placement", "section_position", "source", "url", "caption"]
+    ordering = ["position"]
     extra = 0
+    verbose_name = "figure"
 
 
 class PostTagInline(admin.TabularInline):
     model = PostTag
-    extra = 0
+    form = PostTagInlineForm
+    fields = ["role", "position", "tag"]
+    ordering = ["role", "position"]
     autocomplete_fields = ["tag"]
+    extra = 0
+    verbose_name = "tag link"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("tag")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "tag":
+            kwargs["widget"] = LoadedAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ReviewEventInline(admin.TabularInline):
+    """The post's review history, oldest first; written only by the review actions."""
+
+    model = ReviewEvent
+    fields = ["created_at", "action", "reason", "actor"]
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+    can_delete = False
+    extra = 0
+    verbose_name = "review event"
+    verbose_name_plural = "review history"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
-    list_display = ["title", "status", "difficulty", "needs_human_review", "published_at"]
-    list_filter = ["status", "difficulty", "needs_human_review"]
-    search_fields = ["title", "reference", "source_id"]
-    readonly_fields = ["reference", "content_hash", "source_id", "generator", "seed"]
-    inlines = [RevisionInline, SectionInline, ImageSourceInline, PostTagInline]
+    form = PostAdminForm
+    action_form = ReviewActionForm
+    actions = ["publish", "unpublish", "flag", "clear_flag", "mark_reviewed"]
+    list_display = [
+        "title", "status", "difficulty", "needs_human_review", "revision_status",
+        "last_reviewed", "view_count", "published_at", "site_link",
+    ]
+    list_filter = [
+        "status",
+        "difficulty",
+        "needs_human_review",
+        ("revision__status", RevisionStatusFilter),
+        TagKindFilter,
+        "code_language",
+    ]
+    # Exact lookups on reference and source id use their unique indexes ("=field" would be
+    # iexact, which compares UPPER() and cannot); titles match anywhere.
+    search_fields = ["title", "reference__exact", "source_id__exact"]
+    search_help_text = "Words of the title, or an exact reference or source id."
+    date_hierarchy = "published_at"
+    ordering = ["-published_at", "-id"]
+    list_per_page = 50
+    # One COUNT of the filtered rows is enough; the unfiltered total would be a second one.
+    show_full_result_count = False
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [
+        RevisionInline, SectionInline, ImageSourceInline, PostTagInline, ReviewEventInline,
+    ]
+    fieldsets = [
+        (None, {"fields": ["title", "slug", ("status", "published_at")]}),
+        (
+            "Body",
+            {
+                "fields": ["intro", "checklist", "final_notes"],
+                "description": "Sections and figures are edited below.",
+            },
+        ),
+        (
+            "Post meta",
+            {
+                "fields": [
+                    "topic",
+                    "summary",
+                    "outline_context",
+                    "outline_problem",
+                    "outline_stack",
+                    "outline_action",
+                    "ai_brief",
+                    ("code_language", "difficulty", "reading_time", "view_count"),
+                    ("quality_score", "freshness_score", "depth_score", "clarity_score"),
+                    ("ai_generated_style", "has_images", "image_heavy"),
+                    "notes",
+                ]
+            },
+        ),
+        (
+            "Review",
+            {
+                "fields": FLAG_FIELDS,
+                "description": "Flag, clear and mark reviewed with the actions, which keep the "
+                "history below.",
+            },
+        ),
+        ("Provenance", {"fields": PROVENANCE_FIELDS}),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request):
+        # The list shows the revision; the change page also shows who raised the flag.
+        return super().get_queryset(request).select_related("revision", "flagged_by")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = [*FLAG_FIELDS, "created_at", "updated_at"]
+        if obj is not None:  # a new post needs its reference and source id typed in
+            readonly += PROVENANCE_FIELDS
+        if not self.has_publish_permission(request):
+            readonly += ["status", "published_at"]
+        return readonly
+
+    def view_on_site(self, obj):
+        # The post's own URL (the default goes through a ContentType lookup); staff see drafts
+        # there too, with a notice saying why search engines may not index them.
+        return obj.get_absolute_url()
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        # Deleting thousands of posts through the admin's confirmation page (which lists every
+        # related object) would time out; a post is deleted from its own page.
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:  # the site expects every post to have a revision
+            Revision.objects.get_or_create(post=form.instance)
+
+    @admin.display(description="revision", ordering="revision__status")
+    def revision_status(self, post):
+        revision = getattr(post, "revision", None)
+        return revision.get_status_display() if revision else None
+
+    @admin.display(description="last reviewed", ordering="revision__last_reviewed")
+    def last_reviewed(self, post):
+        revision = getattr(post, "revision", None)
+        return revision.last_reviewed if revision else None
+
+    @admin.display(description="on site")
+    def site_link(self, post):
+        return format_html('<a href="{}">view on site</a>', self.view_on_site(post))
+
+    def has_publish_permission(self, request):
+        return request.user.has_perm("posts.publish_post")
+
+    def has_flag_permission(self, request):
+        return request.user.has_perm("posts.flag_post")
+
+    def has_review_permission(self, request):
+        return request.user.has_perm("posts.review_post")
+
+    @admin.action(
+        permissions=["publish"],
+        description="Publish",
+        description_plural="Publish selected posts",
+        location=BOTH_LOCATIONS,
+    )
+    def publish(self, request, queryset):
+        count = publish_posts(queryset, request.user)
+        self.message_user(request, posts_changed(count, "published"), messages.SUCCESS)
+
+    @admin.action(
+        permissions=["publish"],
+        description="Unpublish (back to draft)",
+        description_plural="Unpublish selected posts (back to draft)",
+        location=BOTH_LOCATIONS,
+    )
+    def unpublish(self, request, queryset):
+        count = unpublish_posts(queryset, request.user)
+        self.message_user(request, posts_changed(count, "unpublished"), messages.SUCCESS)
+
+    @admin.action(
+        permissions=["flag"],
+        description="Flag for review (give a reason)",
+        description_plural="Flag selected posts for review (give a reason)",
+        location=BOTH_LOCATIONS,
+    )
+    def flag(self, request, queryset):
+        try:
+            count = flag_posts(queryset, request.user, action_reason(request))
+        except ReviewError as error:
+            self.message_user(request, f"Nothing was flagged. {error}", messages.ERROR)
+            return
+        self.message_user(request, posts_changed(count, "flagged for review"), messages.SUCCESS)
+
+    @admin.action(
+        permissions=["flag"],
+        description="Clear the review flag",
+        description_plural="Clear the review flag of selected posts",
+        location=BOTH_LOCATIONS,
+    )
+    def clear_flag(self, request, queryset):
+        try:
+            count = clear_flags(queryset, request.user, action_reason(request))
+        except ReviewError as error:
+            self.message_user(request, f"No flag was cleared. {error}", messages.ERROR)
+            return
+        self.message_user(request, posts_changed(count, "unflagged"), messages.SUCCESS)
+
+    @admin.action(
+        permissions=["review"],
+        description="Mark reviewed",
+        description_plural="Mark selected posts reviewed",
+        location=BOTH_LOCATIONS,
+    )
+    def mark_reviewed(self, request, queryset):
+        try:
+            count = mark_reviewed(queryset, request.user, action_reason(request))
+        except ReviewError as error:
+            self.message_user(request, f"Nothing was marked reviewed. {error}", messages.ERROR)
+            return
+        self.message_user(request, posts_changed(count, "marked reviewed"), messages.SUCCESS)
 
 
 @admin.register(Tag)
@@ -38,11 +352,43 @@ class TagAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "slug"]
     list_filter = ["kind"]
     search_fields = ["name", "slug"]
+    ordering = ["kind", "name"]
+    prepopulated_fields = {"slug": ["kind", "name"]}  # as tag_slug() writes them
+    show_full_result_count = False
 
 
 @admin.register(ImageSource)
 class ImageSourceAdmin(admin.ModelAdmin):
-    list_display = ["caption", "source", "post"]
-    list_select_related = ["post"]
+    list_display = ["caption", "source", "post", "position", "placement"]
+    list_filter = ["placement"]
     search_fields = ["caption", "source", "url"]
-    raw_id_fields = ["post"]
+    autocomplete_fields = ["post"]
+    ordering = ["post_id", "position"]  # "post" would sort by the posts' own ordering: a join
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        # The list's post column and the change page's read-only post both show the post.
+        return super().get_queryset(request).select_related("post")
+
+
+@admin.register(ReviewEvent)
+class ReviewEventAdmin(admin.ModelAdmin):
+    """The review history of every post, newest first; read-only."""
+
+    list_display = ["created_at", "action", "post", "actor", "reason"]
+    list_filter = ["action"]
+    search_fields = ["post__title", "post__reference__exact"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("post", "actor")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

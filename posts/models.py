@@ -278,6 +278,8 @@ class Post(models.Model):
         indexes = [
             # Listing pages: published posts, newest first.
             models.Index(fields=["status", "-published_at", "-id"], name="post_listing_idx"),
+            # The admin's list: every post, newest first, and its date hierarchy.
+            models.Index(fields=["-published_at", "-id"], name="post_newest_idx"),
             models.Index(fields=["code_language"], name="post_code_language_idx"),
             # The review queue: flagged posts, oldest flag first.
             models.Index(
@@ -414,7 +416,7 @@ class PostTag(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.post_id} {self.role} {self.tag_id}"
+        return f"{self.role} #{self.position + 1}"
 
 
 class Section(models.Model):
@@ -503,7 +505,8 @@ class ReviewEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["post", "created_at"], name="reviewevent_post_idx"),
+            models.Index(fields=["-created_at"], name="reviewevent_newest_idx"),
         ]
 
     def __str__(self):
-        return f"{self.get_action_display()} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_action_display()} on {self.created_at:%Y-%m-%d %H:%M}"

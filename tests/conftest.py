@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import Group, Permission, User
 from django.db.models import FETCH_RAISE
 from django.db.models import query as django_query
 
@@ -28,3 +29,41 @@ def import_in_the_test_transaction(settings):
     """Import on the test's own connection: writer threads use their own connections, outside
     the test's transaction. Tests of the threaded path use transactional_db and IMPORT_WORKERS."""
     settings.IMPORT_WORKERS = 0
+
+
+def make_user(username, group=None, permissions=(), **extra):
+    """Create a user, optionally in one of the groups the migrations create, or with
+    individual posts permissions."""
+    user = User.objects.create_user(username, password="a-long-test-password", **extra)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    if permissions:
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="posts", codename__in=permissions)
+        )
+    return user
+
+
+@pytest.fixture
+def superuser():
+    return User.objects.create_superuser("root", password="a-long-test-password")
+
+
+@pytest.fixture
+def editor():
+    return make_user("eddie", "Editors", is_staff=True)
+
+
+@pytest.fixture
+def reviewer():
+    return make_user("rita", "Reviewers", is_staff=True)
+
+
+@pytest.fixture
+def staff():
+    return make_user("stan", is_staff=True)
+
+
+@pytest.fixture
+def reader():
+    return make_user("reader")

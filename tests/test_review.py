@@ -2,7 +2,6 @@ import datetime
 import io
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -11,31 +10,10 @@ from posts import review
 from posts.exporting import export_records
 from posts.models import Post, ReviewAction, ReviewEvent, RevisionStatus
 from posts.serialization import dumps, record_to_dict
+from tests.conftest import make_user
 from tests.factories import PostFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def make_user(username, group=None, **extra):
-    user = User.objects.create_user(username, password="a-long-test-password", **extra)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def reviewer():
-    return make_user("rita", "Reviewers", is_staff=True)
-
-
-@pytest.fixture
-def editor():
-    return make_user("eddie", "Editors", is_staff=True)
-
-
-@pytest.fixture
-def reader():
-    return make_user("reader")
 
 
 def review_url(post, action):
