@@ -54,6 +54,7 @@ class Parsed:
 
     location: str
     size: int  # bytes of input it took, for progress
+    blank: bool = False  # a blank line: nothing to import
     data: Any = None  # the decoded JSON object, not yet validated
     record: PostRecord | None = None
     digest: str | None = None
@@ -117,8 +118,8 @@ def read_jsonl(stream: BinaryIO, name: str) -> Iterator[Parsed]:
     """Yield one Parsed per non-blank line of a JSON Lines stream."""
     for number, raw in enumerate(stream, start=1):
         location = f"{name}:{number}"
-        parsed = Parsed(location=location, size=len(raw))
-        if not raw.strip():
+        parsed = Parsed(location=location, size=len(raw), blank=not raw.strip())
+        if parsed.blank:
             yield parsed
             continue
         try:
@@ -306,8 +307,8 @@ class Importer:
         batch: list[Parsed] = []
         for parsed in READERS[file_format](stream, name):
             self.bytes_read += parsed.size
-            if parsed.data is None and parsed.record is None and not parsed.problems:
-                continue  # a blank line
+            if parsed.blank:
+                continue
             batch.append(parsed)
             if len(batch) >= self.batch_size:
                 self.write(batch, seen, executor)

@@ -187,6 +187,7 @@ BAD_RECORDS = [
      "tools[1]: got a number, expected a non-empty string"),
     ("invalid json", lambda: good_line()[:-5], "line: invalid JSON"),
     ("not an object", lambda: "[1, 2]", "record: got a list, expected an object"),
+    ("null", lambda: "null", "record: got null, expected an object"),
     ("over-long field", lambda: good_line(title="x" * 301),
      "title: 301 characters, expected at most 300"),
     ("wrong format version", lambda: good_line(format_version=2),
@@ -283,10 +284,11 @@ def test_dry_run_writes_nothing(tmp_path):
 
 
 def test_standard_input_is_read_with_a_dash(monkeypatch):
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl(generated(3)).encode())))
+    text = "\n" + jsonl(generated(3)) + "  \n\n"  # blank lines are skipped, not rejected
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
     stdout, _, error = run_import("-")
     assert error is None
-    assert "created 3" in stdout
+    assert "created 3, updated 0, unchanged 0, rejected 0" in stdout
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):
