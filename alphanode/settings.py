@@ -209,4 +209,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    # Django's own loggers already print to the console; without this each line shows twice.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

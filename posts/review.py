@@ -30,6 +30,8 @@ class ReviewError(ValueError):
 def clean_reason(reason: str, required: bool) -> str:
     """Return the reason stripped; raise ReviewError if it is missing or too long."""
     reason = (reason or "").strip()
+    if "\x00" in reason:
+        raise ReviewError("The reason contains a NUL character; send plain text.")
     if required and not reason:
         raise ReviewError("A reason is required: say what a reviewer should look at.")
     if len(reason) > REASON_MAX_LENGTH:

@@ -151,6 +151,7 @@ class Reader:
         # Fast path: a valid value costs a few comparisons (imports call this ~35 times a post).
         if (
             type(value) is str
+            and "\x00" not in value
             and (max_length is None or len(value) <= max_length)
             and (not required or value.strip())
             and (check is None or not value or check(value))
@@ -162,6 +163,8 @@ class Reader:
         if not isinstance(value, str):
             self.fail(path, key, f"got {type_name(value)}, expected a string")
             return ""
+        if "\x00" in value:
+            self.fail(path, key, "contains a NUL character (\\u0000), expected plain text")
         if required and not value.strip():
             self.fail(path, key, "empty, expected a non-empty string")
         if max_length is not None and len(value) > max_length:
@@ -213,13 +216,19 @@ class Reader:
                 self.fail(path, key, f"got {type_name(value)}, expected a list of strings")
             return ()
         limit = max_length or INT_MAX
-        if all(type(item) is str and item.strip() and len(item) <= limit for item in value):
+        if all(
+            type(item) is str and item.strip() and len(item) <= limit and "\x00" not in item
+            for item in value
+        ):
             return tuple(value)
         for index, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
                 self.fail(
                     path, f"{key}[{index}]", f"got {type_name(item)}, expected a non-empty string"
                 )
+            elif "\x00" in item:
+                message = "contains a NUL character (\\u0000), expected plain text"
+                self.fail(path, f"{key}[{index}]", message)
             elif len(item) > limit:
                 message = f"{len(item)} characters, expected at most {max_length}"
                 self.fail(path, f"{key}[{index}]", message)

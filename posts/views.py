@@ -81,11 +81,15 @@ def review_post(request, slug, action):
         raise PermissionDenied("Your account may not do this; ask an administrator to add it "
                                "to the Reviewers group.")
     post = get_object_or_404(Post.objects.only("id", "slug"), slug=slug)
+    reason = request.POST.get("reason", "")
     try:
-        apply(Post.objects.filter(pk=post.pk), request.user, request.POST.get("reason", ""))
+        changed = apply(Post.objects.filter(pk=post.pk), request.user, reason)
     except review.ReviewError as error:
         return HttpResponse(f"{error}\n", status=400, content_type="text/plain; charset=utf-8")
-    messages.success(request, done)
+    if changed:
+        messages.success(request, done)
+    else:
+        messages.info(request, "Nothing to change: the post was already in that state.")
     return HttpResponseRedirect(post.get_absolute_url(), status=303)
 
 

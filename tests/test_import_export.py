@@ -188,6 +188,10 @@ BAD_RECORDS = [
     ("invalid json", lambda: good_line()[:-5], "line: invalid JSON"),
     ("not an object", lambda: "[1, 2]", "record: got a list, expected an object"),
     ("null", lambda: "null", "record: got null, expected an object"),
+    ("NUL character", lambda: good_line(summary="a\u0000b"),
+     "summary: contains a NUL character"),
+    ("NUL character in a list", lambda: good_line(notes=["ok", "a\u0000b"]),
+     "notes[1]: contains a NUL character"),
     ("over-long field", lambda: good_line(title="x" * 301),
      "title: 301 characters, expected at most 300"),
     ("wrong format version", lambda: good_line(format_version=2),
@@ -223,7 +227,8 @@ def test_export_matches_the_shipped_json_schema():
 # that the line is JSON at all.
 SCHEMA_CHECKABLE = [
     case for case in BAD_RECORDS if case[0] not in {
-        "malformed date", "malformed review date", "figure after a missing section", "invalid json"
+        "malformed date", "malformed review date", "figure after a missing section",
+        "invalid json", "NUL character", "NUL character in a list",
     }
 ]
 

@@ -141,10 +141,11 @@ def test_the_flag_form_is_csrf_protected(reviewer):
     [
         ("post", "flag", {"reason": "   "}, 400),
         ("post", "flag", {"reason": "x" * 2001}, 400),
+        ("post", "flag", {"reason": "a\x00b"}, 400),
         ("post", "delete", {"reason": "x"}, 404),
         ("get", "flag", {}, 405),
     ],
-    ids=["blank reason", "over-long reason", "unknown action", "get"],
+    ids=["blank reason", "over-long reason", "NUL in reason", "unknown action", "get"],
 )
 def test_bad_review_requests_get_a_clear_4xx(client, reviewer, method, action, data, status):
     post = PostFactory()
