@@ -79,8 +79,11 @@ def pytest_unconfigure(config):
 # Steps.
 
 
-def start_servers(postgres=True, redis_server=True):
-    """Start PostgreSQL and/or Redis and export DATABASE_URL and/or REDIS_URL."""
+def start_servers(postgres=True, redis_server=True, pg_settings=None):
+    """Start PostgreSQL and/or Redis and export DATABASE_URL and/or REDIS_URL.
+
+    `pg_settings` adds server settings (name -> value), e.g. memory for a benchmark.
+    """
     if not (postgres or redis_server):
         return
     # Find the binaries first, so a missing one fails before anything is started.
@@ -95,7 +98,7 @@ def start_servers(postgres=True, redis_server=True):
         if postgres:
             _servers.pg_bin = pg_bin
             init_cluster(pg_bin, _servers.tmpdir)
-            _servers.postgres = start_postgres(pg_bin, _servers.tmpdir, pg_port)
+            _servers.postgres = start_postgres(pg_bin, _servers.tmpdir, pg_port, pg_settings)
             wait_for_postgres(pg_port)
             create_database(pg_port)
         if redis_server:
@@ -218,7 +221,7 @@ def init_cluster(pg_bin, tmpdir):
         raise pytest.UsageError(f"initdb failed:\n{log_tail(log)}")
 
 
-def start_postgres(pg_bin, tmpdir, port):
+def start_postgres(pg_bin, tmpdir, port, settings=None):
     """Start postgres on `port` in the foreground of a child process, logging to tmpdir."""
     # Durability settings are off because the cluster is thrown away after the run.
     command = [
@@ -237,6 +240,7 @@ def start_postgres(pg_bin, tmpdir, port):
         f"unix_socket_directories={tmpdir}",
         "-p",
         str(port),
+        *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}")),
     ]
     # A new session keeps Ctrl-C from killing the server under tests still tearing down.
     with (tmpdir / "postgres.log").open("wb") as log:
