@@ -291,8 +291,7 @@ class PostAdmin(admin.ModelAdmin):
         location=BOTH_LOCATIONS,
     )
     def publish(self, request, queryset):
-        count = publish_posts(queryset, request.user)
-        self.message_user(request, posts_changed(count, "published"), messages.SUCCESS)
+        self.apply(request, publish_posts, queryset, done="published")
 
     @admin.action(
         permissions=["publish"],
@@ -301,8 +300,7 @@ class PostAdmin(admin.ModelAdmin):
         location=BOTH_LOCATIONS,
     )
     def unpublish(self, request, queryset):
-        count = unpublish_posts(queryset, request.user)
-        self.message_user(request, posts_changed(count, "unpublished"), messages.SUCCESS)
+        self.apply(request, unpublish_posts, queryset, done="unpublished")
 
     @admin.action(
         permissions=["flag"],
@@ -311,12 +309,10 @@ class PostAdmin(admin.ModelAdmin):
         location=BOTH_LOCATIONS,
     )
     def flag(self, request, queryset):
-        try:
-            count = flag_posts(queryset, request.user, action_reason(request))
-        except ReviewError as error:
-            self.message_user(request, f"Nothing was flagged. {error}", messages.ERROR)
-            return
-        self.message_user(request, posts_changed(count, "flagged for review"), messages.SUCCESS)
+        self.apply(
+            request, flag_posts, queryset, action_reason(request),
+            done="flagged for review", refused="Nothing was flagged.",
+        )
 
     @admin.action(
         permissions=["flag"],
@@ -325,12 +321,10 @@ class PostAdmin(admin.ModelAdmin):
         location=BOTH_LOCATIONS,
     )
     def clear_flag(self, request, queryset):
-        try:
-            count = clear_flags(queryset, request.user, action_reason(request))
-        except ReviewError as error:
-            self.message_user(request, f"No flag was cleared. {error}", messages.ERROR)
-            return
-        self.message_user(request, posts_changed(count, "unflagged"), messages.SUCCESS)
+        self.apply(
+            request, clear_flags, queryset, action_reason(request),
+            done="unflagged", refused="No flag was cleared.",
+        )
 
     @admin.action(
         permissions=["review"],
@@ -339,12 +333,19 @@ class PostAdmin(admin.ModelAdmin):
         location=BOTH_LOCATIONS,
     )
     def mark_reviewed(self, request, queryset):
+        self.apply(
+            request, mark_reviewed, queryset, action_reason(request),
+            done="marked reviewed", refused="Nothing was marked reviewed.",
+        )
+
+    def apply(self, request, action, queryset, *args, done, refused=""):
+        """Run a posts/review.py action as the requesting user and report what it did."""
         try:
-            count = mark_reviewed(queryset, request.user, action_reason(request))
+            count = action(queryset, request.user, *args)
         except ReviewError as error:
-            self.message_user(request, f"Nothing was marked reviewed. {error}", messages.ERROR)
+            self.message_user(request, f"{refused} {error}", messages.ERROR)
             return
-        self.message_user(request, posts_changed(count, "marked reviewed"), messages.SUCCESS)
+        self.message_user(request, posts_changed(count, done), messages.SUCCESS)
 
 
 @admin.register(Tag)
