@@ -62,11 +62,14 @@ class Parsed:
 
     @property
     def source_id(self) -> str | None:
+        """The record's source id, or None when it is missing or unusable (validation says why)."""
         if self.record is not None:
             return self.record.source_id
         payload = self.data.get("payload") if isinstance(self.data, dict) else None
         source_id = payload.get("source_id") if isinstance(payload, dict) else None
-        return source_id if isinstance(source_id, str) and source_id else None
+        if isinstance(source_id, str) and 0 < len(source_id) <= 100 and "\x00" not in source_id:
+            return source_id
+        return None
 
     def validate(self) -> None:
         """Turn `data` into `record`, or into problems."""
@@ -137,10 +140,29 @@ def read_jsonl(stream: BinaryIO, name: str) -> Iterator[Parsed]:
                     "expected one JSON object per line",
                 )
             )
+        except (ValueError, RecursionError) as error:  # a 5,000-digit number, deep nesting
+            parsed.problems.append(
+                Problem(location, "line", f"unreadable JSON ({error}), expected one post object")
+            )
         else:
-            parsed.data = data
-            parsed.digest = line_digest(raw)
+            if b"\\ud" in raw.lower() and has_lone_surrogate(data):
+                parsed.problems.append(
+                    Problem(location, "line", "holds an unpaired \\ud800-\\udfff escape, "
+                            "expected valid Unicode text")
+                )
+            else:
+                parsed.data = data
+                parsed.digest = line_digest(raw)
         yield parsed
+
+
+def has_lone_surrogate(data) -> bool:
+    """Return whether decoded JSON holds text that cannot be written as UTF-8."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_page_text(stream: BinaryIO, name: str) -> Iterator[Parsed]:
@@ -281,7 +303,9 @@ class Importer:
         self.batch_size = batch_size
         self.dry_run = dry_run
         self.strict = strict
-        self.workers = workers
+        # --strict promises that nothing after the first bad record is written: batches are then
+        # written one after another on this thread, never ahead of the one being checked.
+        self.workers = 0 if strict else workers
         self.on_problem = on_problem
         self.on_progress = on_progress
         self.report = ImportReport()

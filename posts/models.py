@@ -96,7 +96,8 @@ class PostQuerySet(models.QuerySet):
     def indexable(self):
         """Posts search engines may index: published, not flagged, revision reviewed.
 
-        The article page's robots rules and the sitemap both use this.
+        The rule for a sitemap; Post.noindex_reasons() is the same rule for one loaded post
+        (tests check that the two agree).
         """
         return self.published().filter(
             needs_human_review=False, revision__status=RevisionStatus.REVIEWED

@@ -54,8 +54,13 @@ def record_events(posts, action: str, actor, reason: str = "") -> None:
 
 
 def selection(posts):
-    """Return `posts` as a plain filter on ids, safe to update after its rows change."""
-    return Post.objects.filter(pk__in=posts.order_by().values("pk"))
+    """Lock the rows of `posts` and return them as a filter on their ids (1 query).
+
+    History and updates then cover exactly these posts, even if another transaction changes
+    which posts match `posts` meanwhile; call inside the action's transaction.
+    """
+    ids = list(posts.order_by().select_for_update(of=("self",)).values_list("pk", flat=True))
+    return Post.objects.filter(pk__in=ids)
 
 
 @transaction.atomic

@@ -253,16 +253,16 @@ class Reader:
             return None
         try:
             parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-        except ValueError:
+            parsed = parsed.astimezone(UTC) if parsed and parsed.tzinfo else None
+        except (ValueError, OverflowError):  # OverflowError: e.g. year 1 east of UTC
             parsed = None
-        if parsed is None or parsed.tzinfo is None:
+        if parsed is None:
             self.fail(
                 path, key,
                 f"{value!r} is not a date-time with a time zone, "
                 "expected ISO 8601 like 2026-06-30T12:00:00Z",
             )
-            return None
-        return parsed.astimezone(UTC)
+        return parsed
 
     def day(self, obj, key, path=""):
         value = self.get(obj, key, path)
@@ -318,7 +318,7 @@ def record_from_dict(data: Any) -> PostRecord:
     if not top:
         raise RecordInvalid(r.errors or [("record", "empty, expected a post object")])
     version = top.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # not True, which == 1
         r.fail("", "format_version", f"got {version!r}, expected {FORMAT_VERSION}")
 
     sections = []
@@ -388,7 +388,7 @@ def record_from_dict(data: Any) -> PostRecord:
         source_id=r.text(payload, "source_id", "payload", max_length=100, required=True),
         title=r.text(top, "title", max_length=300, required=True),
         slug=r.text(
-            top, "slug", max_length=255, required=True, check=SLUG.match,
+            top, "slug", max_length=255, required=True, check=SLUG.fullmatch,
             expect="letters, digits, hyphens and underscores",
         ),
         status=status,

@@ -190,7 +190,7 @@ def write_posts(
     """Upsert the posts of `records` and replace their revision, tags, sections and figures.
 
     Children are replaced by exactly what the records say: one set-based delete (for the posts
-    in `existing` only: new posts have no children) and one bulk insert per table (at most 13
+    in `existing` only: new posts have no children) and one bulk insert per table (at most 14
     queries).
     """
     ids = upsert_posts(records, digests)
@@ -200,6 +200,11 @@ def write_posts(
 
     replaced = [ids[source_id] for source_id in existing]
     if replaced:
+        # A reviewer's flag stays until a reviewer clears it: a file can raise the flag but
+        # not lower it (flagged_at is set only by the review actions).
+        Post.objects.filter(pk__in=replaced, flagged_at__isnull=False).update(
+            needs_human_review=True
+        )
         for model in (Revision, PostTag, Section, ImageSource):
             model.objects.filter(post_id__in=replaced).delete()
     insert_rows(

@@ -485,11 +485,11 @@ def test_reviewer_flags_a_post_from_its_change_page(client, reviewer):
 @pytest.mark.parametrize(
     ("role", "action", "reason", "queries", "changed", "recorded"),
     [
-        ("reviewer", "flag", "check", 8, {"needs_human_review": True}, "flagged"),
-        ("reviewer", "clear_flag", "", 8, {"needs_human_review": False}, "cleared"),
+        ("reviewer", "flag", "check", 9, {"needs_human_review": True}, "flagged"),
+        ("reviewer", "clear_flag", "", 9, {"needs_human_review": False}, "cleared"),
         # one statement more: the UPDATE of the revisions
-        ("reviewer", "mark_reviewed", "", 9, {"revision__status": "reviewed"}, "reviewed"),
-        ("editor", "publish", None, 8, {"status": "published"}, "published"),
+        ("reviewer", "mark_reviewed", "", 10, {"revision__status": "reviewed"}, "reviewed"),
+        ("editor", "publish", None, 9, {"status": "published"}, "published"),
     ],
 )
 def test_select_all_acts_on_10000_posts_in_constant_queries(
@@ -500,8 +500,8 @@ def test_select_all_acts_on_10000_posts_in_constant_queries(
     client.force_login(users[role])
 
     # 1 session user, 2 its permissions, 3 its groups' permissions, 4 COUNT of the changelist,
-    # 5 SAVEPOINT (the action's transaction, inside the test's), 6 INSERT ... SELECT of the
-    # history, 7 UPDATE of the posts, 8 RELEASE SAVEPOINT
+    # 5 SAVEPOINT (the action's transaction, inside the test's), 6 SELECT ... FOR UPDATE of the
+    # selected ids, 7 INSERT ... SELECT of the history, 8 UPDATE of the posts, 9 RELEASE
     with django_assert_max_num_queries(queries):
         response = run_action(client, action, posts[:1], select_across=True, reason=reason)
 

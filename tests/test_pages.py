@@ -107,6 +107,7 @@ def test_bad_page_numbers_are_404_with_a_message(client, page):
     PostFactory()
     response = client.get(reverse("posts:list"), {"page": page})
     assert response.status_code == 404
+    assert "Pages run from 1 to 1." in response.content.decode()
 
 
 def test_tag_page_lists_each_tagged_post_once(client):

@@ -216,15 +216,18 @@ def test_history_and_flag_survive_edits_and_reimports(client, reviewer, tmp_path
     review.flag_posts(Post.objects.filter(pk=post.pk), reviewer, "check the sources")
     data = record_to_dict(next(r for r in export_records() if r.source_id == post.source_id))
     data["title"] = "a changed title"
-    data["flags"]["needs_human_review"] = True
+    data["flags"]["needs_human_review"] = False  # the file cannot lower a reviewer's flag
     path = tmp_path / "changed.jsonl"
     path.write_text(dumps(data) + "\n")
 
     call_command("import_posts", str(path), stdout=io.StringIO(), stderr=io.StringIO())
 
-    post = Post.objects.get(pk=post.pk)
+    post = Post.objects.select_related("flagged_by").get(pk=post.pk)
     assert post.title == "a changed title"
+    assert post.needs_human_review
+    assert post.flagged_by == reviewer
     assert post.flag_reason == "check the sources"
+    assert post in Post.objects.flagged()
     assert list(ReviewEvent.objects.filter(post=post).values_list("action", flat=True)) == [
         ReviewAction.FLAGGED
     ]
@@ -265,11 +268,12 @@ def test_mark_reviewed_clears_the_flag_and_dates_the_revision(reviewer):
 def test_review_actions_run_constant_queries(reviewer, django_assert_num_queries, count):
     posts = Post.objects.filter(pk__in=[p.pk for p in PostFactory.create_batch(count)])
 
-    # 1 savepoint, 2 history INSERT ... SELECT, 3 UPDATE of the posts, 4 release
-    with django_assert_num_queries(4):
-        assert review.flag_posts(posts, reviewer, "why") == count
-    # 1 savepoint, 2 history, 3 revisions UPDATE, 4 posts UPDATE, 5 release
+    # 1 savepoint, 2 SELECT ... FOR UPDATE of the ids, 3 history INSERT ... SELECT, 4 UPDATE
+    # of the posts, 5 release
     with django_assert_num_queries(5):
+        assert review.flag_posts(posts, reviewer, "why") == count
+    # 1 savepoint, 2 lock, 3 history, 4 revisions UPDATE, 5 posts UPDATE, 6 release
+    with django_assert_num_queries(6):
         assert review.mark_reviewed(posts, reviewer) == count
 
 

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--strict",
             action="store_true",
-            help="Stop at the first bad record, before its batch is written.",
+            help="Stop at the first bad record, before its batch is written (batches are then "
+            "written one at a time, without writer threads).",
         )
         parser.add_argument(
             "--batch-size",
@@ -71,6 +72,11 @@ class Command(BaseCommand):
         missing = [name for name in files if name != STDIN and not os.path.isfile(name)]
         if missing:
             raise CommandError(f"No such file: {', '.join(missing)}. Nothing was imported.")
+        unreadable = [name for name in files if name != STDIN and not os.access(name, os.R_OK)]
+        if unreadable:
+            raise CommandError(
+                f"Cannot read: {', '.join(unreadable)} (permission denied). Nothing was imported."
+            )
 
         total_bytes = sum(os.path.getsize(name) for name in files if name != STDIN)
         progress = Progress(sys.stderr, total_bytes if STDIN not in files else None)
