@@ -492,3 +492,18 @@ def test_progress_draws_a_bar_on_a_terminal_and_log_lines_otherwise(stream, expe
     progress.finish()
     assert stream.getvalue().startswith(expected)
     assert "50%" in stream.getvalue() and "250 posts, 250/s" in stream.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_strict_writes_nothing_after_the_first_bad_record_even_with_writer_threads(
+    tmp_path, settings
+):
+    settings.IMPORT_WORKERS = 2
+    lines = jsonl(generated(200)).splitlines()
+    lines[150] = good_line(7, difficulty="expert")
+    path = write(tmp_path, "\n".join(lines) + "\n")
+
+    _, _, error = run_import(path, strict=True, batch_size=10)
+
+    assert "Before it: created 150," in error
+    assert Post.objects.count() == 150
