@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -52,8 +53,14 @@ def pytest_load_initial_conftests(early_config, parser, args):
     """Start the servers and export their URLs before pytest-django imports settings."""
     # tryfirst matters: pytest-django reads settings in this same hook, and its plain
     # hookimpl would otherwise run before ours (plugins given with -p are registered first).
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        return  # The controller started the servers; the URLs came with the environment.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        # The controller started the servers; the URLs came with the environment. Tests empty
+        # the cache between them (FLUSHDB), so each worker gets a Redis database of its own:
+        # otherwise one worker's flush empties another's cache mid-test (sessions included).
+        if os.environ.get("REDIS_URL"):
+            os.environ["REDIS_URL"] = redis_url_for_worker(os.environ["REDIS_URL"], worker)
+        return
     namespace = early_config.known_args_namespace
     if namespace.help or namespace.version:
         return
@@ -63,6 +70,12 @@ def pytest_load_initial_conftests(early_config, parser, args):
     start_servers(
         postgres="DATABASE_URL" not in given, redis_server="REDIS_URL" not in given
     )
+
+
+def redis_url_for_worker(url, worker):
+    """Return `url` pointing at Redis database 1 + the xdist worker's number (gw0 -> 1)."""
+    number = int(worker.removeprefix("gw") or 0)
+    return urlunsplit(urlsplit(url)._replace(path=f"/{1 + number % 15}"))
 
 
 def pytest_report_header(config):
