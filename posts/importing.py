@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, BinaryIO
 
 from django.db import IntegrityError, connection, transaction
@@ -60,7 +61,7 @@ class Parsed:
     digest: str | None = None
     problems: list[Problem] = field(default_factory=list)
 
-    @property
+    @cached_property  # asked several times per record on the import's hot path
     def source_id(self) -> str | None:
         """The record's source id, or None when it is missing or unusable (validation says why)."""
         if self.record is not None:

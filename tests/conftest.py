@@ -45,11 +45,6 @@ def make_user(username, group=None, permissions=(), **extra):
 
 
 @pytest.fixture
-def superuser():
-    return User.objects.create_superuser("root", password="a-long-test-password")
-
-
-@pytest.fixture
 def editor():
     return make_user("eddie", "Editors", is_staff=True)
 

@@ -267,25 +267,36 @@ def start_postgres(pg_bin, tmpdir, port, settings=None):
         )
 
 
-def wait_for_postgres(port):
-    """Wait until postgres accepts connections, or fail with the end of its log."""
+def wait_until_ready(is_ready, process, what, failure, log_name):
+    """Poll `is_ready()` until it returns, or fail with `failure` and the end of the log."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
-            psycopg.connect(
-                host=HOST, port=port, user=PG_USER, dbname="postgres", connect_timeout=2
-            ).close()
+            is_ready()
             return
-        except psycopg.OperationalError as error:
+        except failure as error:
             last_error = error
-        exited = _servers.postgres.poll() is not None
+        exited = process.poll() is not None
         if exited or time.monotonic() > deadline:
-            reason = "exited" if exited else f"did not accept connections in {START_TIMEOUT}s"
+            reason = "exited" if exited else f"was not ready in {START_TIMEOUT}s"
+            log = _servers.tmpdir / log_name
             raise pytest.UsageError(
-                f"PostgreSQL {reason} ({last_error}). End of "
-                f"{_servers.tmpdir / 'postgres.log'}:\n{log_tail(_servers.tmpdir / 'postgres.log')}"
+                f"{what} {reason} ({last_error}). End of {log}:\n{log_tail(log)}"
             )
         time.sleep(0.1)
+
+
+def wait_for_postgres(port):
+    """Wait until postgres accepts connections."""
+
+    def connect():
+        psycopg.connect(
+            host=HOST, port=port, user=PG_USER, dbname="postgres", connect_timeout=2
+        ).close()
+
+    wait_until_ready(
+        connect, _servers.postgres, "PostgreSQL", psycopg.OperationalError, "postgres.log"
+    )
 
 
 def create_database(port):
@@ -325,24 +336,12 @@ def start_redis(redis_server, tmpdir, port):
 
 
 def wait_for_redis(port):
-    """Wait until redis answers PING, or fail with the end of its log."""
-    deadline = time.monotonic() + START_TIMEOUT
+    """Wait until redis answers PING."""
     client = redis.Redis(host=HOST, port=port, socket_connect_timeout=1)
     try:
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError as error:
-                last_error = error
-            exited = _servers.redis.poll() is not None
-            if exited or time.monotonic() > deadline:
-                reason = "exited" if exited else f"did not answer PING in {START_TIMEOUT}s"
-                raise pytest.UsageError(
-                    f"redis-server {reason} ({last_error}). End of "
-                    f"{_servers.tmpdir / 'redis.log'}:\n{log_tail(_servers.tmpdir / 'redis.log')}"
-                )
-            time.sleep(0.1)
+        wait_until_ready(
+            client.ping, _servers.redis, "redis-server", redis.ConnectionError, "redis.log"
+        )
     finally:
         client.close()
 

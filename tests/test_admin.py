@@ -30,8 +30,8 @@ ALL_ACTIONS = {"publish", "unpublish", "flag", "clear_flag", "mark_reviewed"}
 
 
 @pytest.fixture
-def users(superuser, editor, reviewer, staff):
-    return {"superuser": superuser, "editor": editor, "reviewer": reviewer, "staff": staff}
+def users(admin_user, editor, reviewer, staff):
+    return {"superuser": admin_user, "editor": editor, "reviewer": reviewer, "staff": staff}
 
 
 @pytest.fixture(autouse=True)
@@ -168,9 +168,9 @@ def test_reviewer_sees_the_change_page_read_only(client, reviewer):
     assert 'name="figures-0-caption"' not in response.text
 
 
-def test_reviewer_cannot_save_a_post(client, reviewer, superuser):
+def test_reviewer_cannot_save_a_post(client, reviewer, admin_user):
     post = PostFactory(title="before")
-    client.force_login(superuser)
+    client.force_login(admin_user)
     data = change_form_data(client, post)
     data["title"] = ["after"]
     client.force_login(reviewer)
@@ -619,20 +619,20 @@ def test_tag_autocomplete_finds_tags(client, editor):
 # Filters and search ----------------------------------------------------------------------
 
 
-def test_tag_kind_filter_lists_each_post_once(client, superuser):
+def test_tag_kind_filter_lists_each_post_once(client, admin_user):
     with_two_areas = PostFactory(tag_count=0, entity_count=2)  # two "area" tags
     PostFactory(tag_count=3)  # tools only
-    client.force_login(superuser)
+    client.force_login(admin_user)
 
     response = client.get(CHANGELIST, {"tag_kind": TagKind.AREA})
 
     assert [post.pk for post in response.context["cl"].result_list] == [with_two_areas.pk]
 
 
-def test_revision_status_filter(client, superuser):
+def test_revision_status_filter(client, admin_user):
     PostFactory(revision__status=RevisionStatus.REVIEWED)
     outdated = PostFactory(revision__status=RevisionStatus.OUTDATED)
-    client.force_login(superuser)
+    client.force_login(admin_user)
 
     response = client.get(CHANGELIST, {"revision__status__exact": RevisionStatus.OUTDATED})
 
@@ -640,10 +640,10 @@ def test_revision_status_filter(client, superuser):
 
 
 @pytest.mark.parametrize("field", ["reference", "source_id", "title"])
-def test_search_by_reference_source_id_or_title(client, superuser, field):
+def test_search_by_reference_source_id_or_title(client, admin_user, field):
     wanted = PostFactory(title="tuning autovacuum", reference="anp-ref-wanted")
     PostFactory(title="caching querysets")
-    client.force_login(superuser)
+    client.force_login(admin_user)
     term = {"reference": wanted.reference, "source_id": wanted.source_id, "title": "AUTOVAC"}
 
     response = client.get(CHANGELIST, {"q": term[field]})
@@ -651,10 +651,10 @@ def test_search_by_reference_source_id_or_title(client, superuser, field):
     assert [post.pk for post in response.context["cl"].result_list] == [wanted.pk]
 
 
-def test_changelist_columns(client, superuser):
+def test_changelist_columns(client, admin_user):
     PostFactory(title="a listed post", revision__status=RevisionStatus.OUTDATED)
     draft = PostFactory(draft=True)
-    client.force_login(superuser)
+    client.force_login(admin_user)
 
     response = client.get(CHANGELIST)
 
@@ -692,11 +692,11 @@ def test_change_page_shows_the_review_history(client, reviewer, editor):
 
 @pytest.mark.parametrize("rows", [1, 30])
 def test_image_source_changelist_queries_are_constant(
-    client, superuser, django_assert_num_queries, rows
+    client, admin_user, django_assert_num_queries, rows
 ):
     for _ in range(rows):
         ImageSourceFactory()
-    client.force_login(superuser)
+    client.force_login(admin_user)
 
     # 1 session user, 2 COUNT, 3 the figures joined with their posts
     with django_assert_num_queries(3):
