@@ -11,6 +11,7 @@ from django.contrib.admin import ActionLocation
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
 
+from posts import derived
 from posts.forms import (
     LoadedAutocompleteSelect,
     PositionedInlineForm,
@@ -256,10 +257,25 @@ class PostAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
+    def save_model(self, request, obj, form, change):
+        # What the post counted for before the edit, to move the counts by the difference.
+        form.listing_before = derived.contribution([obj.pk] if change else [])
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if not change:  # the site expects every post to have a revision
             Revision.objects.get_or_create(post=form.instance)
+        # After the tag inlines are saved: listing dates, counts and similar lists follow.
+        derived.posts_changed([form.instance.pk], form.listing_before)
+
+    def delete_model(self, request, obj):
+        with derived.deleting_posts([obj.pk]):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with derived.deleting_posts(queryset.values_list("pk", flat=True)):
+            super().delete_queryset(request, queryset)
 
     @admin.display(description="revision", ordering="revision__status")
     def revision_status(self, post):

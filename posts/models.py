@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
+from django.db.models import Exists, F, OuterRef, Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -71,6 +71,9 @@ class Tag(models.Model):
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=TagKind.choices)
     slug = models.SlugField(max_length=130, db_index=False)
+    # Published posts linked to the tag (scheduled ones included), kept by posts/derived.py on
+    # every write path: tag pages and similar-post weights read it instead of counting.
+    post_count = models.PositiveIntegerField(default=0, editable=False, db_default=0)
 
     class Meta:
         ordering = ["kind", "name"]
@@ -123,6 +126,15 @@ class PostQuerySet(models.QuerySet):
         """Posts linked to `tag` in any role, each once."""
         return self.filter(Exists(PostTag.objects.filter(post=OuterRef("pk"), tag=tag)))
 
+    def among_links(self, links):
+        """Published posts named by `links`, a sliced PostTag queryset (1 query with it).
+
+        A post carries a tag in at most len(TagRole) roles, so len(TagRole) * n links of one
+        tag name at least n posts: the tag page reads a bounded index range of the tag's links
+        however popular the tag is, then joins only those posts.
+        """
+        return self.published().filter(pk__in=links)
+
     def for_listing(self):
         """Shape for list pages: 1 query for the posts + 1 for their stack tags."""
         return self.only(
@@ -155,21 +167,23 @@ class PostQuerySet(models.QuerySet):
         return self.for_article_page().order_by("source_id")
 
     def similar_to(self, post, limit):
-        """Up to `limit` posts sharing most tags with `post`, then newest (1 query).
+        """Up to `limit` of `post`'s precomputed similar posts, best first (1 query).
 
-        `post` must come from for_article_page(), whose tag links give the tag ids.
+        An indexed read of the post's stored list (posts/derived.py computes it), joined to the
+        posts it names; compose with published() so readers never see a draft there.
         """
-        tag_ids = {link.tag_id for link in post.all_tag_links}
-        if not tag_ids:
-            return self.none()
         return (
-            self.exclude(pk=post.pk)
-            .filter(tag_links__tag__in=tag_ids)
-            .annotate(common_tags=Count("tag_links__tag", distinct=True))
+            self.filter(similar_entries__post=post)
             .only("id", "title", "slug", "published_at", "difficulty", "reading_time",
                   "code_language")
-            .order_by("-common_tags", "-published_at", "-id")[:limit]
+            .order_by("-similar_entries__score", "-published_at", "-id")[:limit]
         )
+
+
+class PostTagQuerySet(models.QuerySet):
+    def listed(self, tag):
+        """Links of `tag` to published posts whose date has come (the tag page's index range)."""
+        return self.filter(tag=tag, listed_at__lte=timezone.now())
 
 
 class Post(models.Model):
@@ -396,7 +410,8 @@ class Revision(models.Model):
 class PostTag(models.Model):
     """A tag's place in one of a post's ordered lists (stack, tools, entities)."""
 
-    # No single-column indexes: (post, role, tag) and (tag, post) below serve both lookups.
+    # No single-column indexes: (post, tag, role) and (tag, listed_at, post) below serve both
+    # lookups.
     post = models.ForeignKey(
         Post, on_delete=models.CASCADE, related_name="tag_links", db_index=False
     )
@@ -405,19 +420,65 @@ class PostTag(models.Model):
     )
     role = models.CharField(max_length=10, choices=TagRole.choices)
     position = models.PositiveSmallIntegerField(default=0)
+    # The post's publication date while it is published, else NULL: copied from the post by
+    # every write path (posts/derived.py), so a tag page and the similar-post candidates read
+    # one index range instead of joining every post that carries a popular tag.
+    listed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = PostTagQuerySet.as_manager()
 
     class Meta:
         ordering = ["post", "role", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["post", "role", "tag"], name="posttag_unique_role_tag"),
+            # (post, tag) first: similar posts probe "does this post carry that tag".
+            models.UniqueConstraint(fields=["post", "tag", "role"], name="posttag_unique_tag_role"),
         ]
         indexes = [
-            # Tag pages and similar posts look up posts by tag.
-            models.Index(fields=["tag", "post"], name="posttag_tag_post_idx"),
+            # Tag pages (newest first, seeking from a cursor) and similar-post candidates.
+            models.Index(fields=["tag", "-listed_at", "-post"], name="posttag_tag_listed_idx"),
         ]
 
     def __str__(self):
         return f"{self.role} #{self.position + 1}"
+
+
+class SimilarPost(models.Model):
+    """One entry of a post's precomputed similar posts (posts/derived.py keeps them).
+
+    A few more than the page shows are stored, so the read-time filter (published, not in the
+    future) still leaves a full list when an entry's post was unpublished since.
+    """
+
+    pk = models.CompositePrimaryKey("post", "similar")
+    # No single-column index on post: the primary key (post, similar) serves it.
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="similar_links", db_index=False
+    )
+    similar = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="similar_entries", db_index=False
+    )
+    score = models.FloatField(help_text="Sum of the rarity weights of the tags both posts carry.")
+
+    class Meta:
+        indexes = [
+            # Which lists hold a post: refilled when it is unpublished or deleted.
+            models.Index(fields=["similar"], name="similarpost_similar_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.similar_id} for {self.post_id} ({self.score:.2f})"
+
+
+class Counter(models.Model):
+    """A named count kept current by every write path, e.g. the number of published posts."""
+
+    LISTED_POSTS = "listed_posts"
+
+    name = models.CharField(max_length=50, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name} = {self.value}"
 
 
 class Section(models.Model):

@@ -2,8 +2,8 @@
 
 Every function takes a queryset (a selection in the admin, "select all" included, or one post)
 and runs a constant number of statements however many posts it holds: one INSERT ... SELECT
-for the history, one UPDATE per table, in one transaction. Each returns how many posts it
-changed.
+for the history, one UPDATE per table, in one transaction. Publishing and unpublishing also
+move the derived listing data (posts/derived.py). Each returns how many posts it changed.
 """
 
 from django.db import connection, transaction
@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from posts import derived
 from posts.models import (
     Post,
     PublicationStatus,
@@ -54,20 +55,20 @@ def record_events(posts, action: str, actor, reason: str = "") -> None:
 
 
 def selection(posts):
-    """Lock the rows of `posts` and return them as a filter on their ids (1 query).
+    """Lock the rows of `posts`; return (a filter on their ids, the ids) (1 query).
 
     History and updates then cover exactly these posts, even if another transaction changes
     which posts match `posts` meanwhile; call inside the action's transaction.
     """
     ids = list(posts.order_by().select_for_update(of=("self",)).values_list("pk", flat=True))
-    return Post.objects.filter(pk__in=ids)
+    return Post.objects.filter(pk__in=ids), ids
 
 
 @transaction.atomic
 def flag_posts(posts, actor, reason: str) -> int:
     """Flag `posts` as needing human review, with who, when and why."""
     reason = clean_reason(reason, required=True)
-    posts = selection(posts)
+    posts, _ = selection(posts)
     record_events(posts, ReviewAction.FLAGGED, actor, reason)
     return posts.update(
         needs_human_review=True, flagged_at=timezone.now(), flagged_by=actor, flag_reason=reason
@@ -78,7 +79,7 @@ def flag_posts(posts, actor, reason: str) -> int:
 def clear_flags(posts, actor, reason: str = "") -> int:
     """Clear the review flag of the flagged posts among `posts`."""
     reason = clean_reason(reason, required=False)
-    posts = selection(posts.filter(needs_human_review=True))
+    posts, _ = selection(posts.filter(needs_human_review=True))
     record_events(posts, ReviewAction.CLEARED, actor, reason)
     return posts.update(needs_human_review=False, flagged_at=None, flagged_by=None, flag_reason="")
 
@@ -87,7 +88,7 @@ def clear_flags(posts, actor, reason: str = "") -> int:
 def mark_reviewed(posts, actor, reason: str = "") -> int:
     """Mark `posts` reviewed: clear their flag, set their revision reviewed as of today."""
     reason = clean_reason(reason, required=False)
-    posts = selection(posts)
+    posts, _ = selection(posts)
     record_events(posts, ReviewAction.REVIEWED, actor, reason)
     Revision.objects.filter(post__in=posts).update(
         status=RevisionStatus.REVIEWED, last_reviewed=timezone.localdate()
@@ -98,17 +99,23 @@ def mark_reviewed(posts, actor, reason: str = "") -> int:
 @transaction.atomic
 def publish_posts(posts, actor) -> int:
     """Publish the unpublished posts among `posts`, dated now unless already dated."""
-    posts = selection(posts.filter(~Q(status=PublicationStatus.PUBLISHED)))
+    posts, ids = selection(posts.filter(~Q(status=PublicationStatus.PUBLISHED)))
+    before = derived.contribution(ids)
     record_events(posts, ReviewAction.PUBLISHED, actor)
-    return posts.update(
+    changed = posts.update(
         status=PublicationStatus.PUBLISHED,
         published_at=Coalesce("published_at", timezone.now()),
     )
+    derived.posts_changed(ids, before)
+    return changed
 
 
 @transaction.atomic
 def unpublish_posts(posts, actor) -> int:
     """Return the published posts among `posts` to draft."""
-    posts = selection(posts.filter(status=PublicationStatus.PUBLISHED))
+    posts, ids = selection(posts.filter(status=PublicationStatus.PUBLISHED))
+    before = derived.contribution(ids)
     record_events(posts, ReviewAction.UNPUBLISHED, actor)
-    return posts.update(status=PublicationStatus.DRAFT)
+    changed = posts.update(status=PublicationStatus.DRAFT)
+    derived.posts_changed(ids, before)
+    return changed

@@ -11,7 +11,18 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from posts.models import ImageSource, Post, PostTag, Revision, Section, Tag, TagKind, TagRole
+from posts import derived
+from posts.models import (
+    ImageSource,
+    Post,
+    PostTag,
+    PublicationStatus,
+    Revision,
+    Section,
+    Tag,
+    TagKind,
+    TagRole,
+)
 from posts.records import PostRecord
 from posts.serialization import dumps, record_to_dict
 
@@ -29,6 +40,7 @@ DIGEST_SIZE = 16
 # Plain strings: enum members are slow as dictionary keys in the per-record hot path.
 ROLE_STACK, ROLE_TOOL, ROLE_ENTITY = TagRole.STACK.value, TagRole.TOOL.value, TagRole.ENTITY.value
 KIND_STACK, KIND_TOOL = TagKind.STACK.value, TagKind.TOOL.value
+STATUS_PUBLISHED = PublicationStatus.PUBLISHED.value
 POST_STAGE = "alphanode_post_stage"  # temporary table the PostgreSQL upsert copies into
 # Columns of a post written by an import, in the order of post_row().
 POST_COLUMNS = ("source_id", *POST_FIELDS, *LIST_FIELDS, "import_digest", "created_at",
@@ -193,6 +205,12 @@ def write_posts(
     in `existing` only: new posts have no children) and one bulk insert per table (at most 14
     queries).
     """
+    # What the old versions counted for, read before the upsert changes their status.
+    before = (
+        derived.contribution(Post.objects.filter(source_id__in=existing).values("pk"))
+        if existing
+        else derived.Contribution()
+    )
     ids = upsert_posts(records, digests)
     pairs = [(ids[record.source_id], record) for record in records]
     links_by_post = [(post_id, record_tags(record)) for post_id, record in pairs]
@@ -215,11 +233,15 @@ def write_posts(
             for post_id, record in pairs
         ),
     )
+    listed_at = {
+        post_id: record.published_at if record.status == STATUS_PUBLISHED else None
+        for post_id, record in pairs
+    }
     insert_rows(
         PostTag,
-        ("post_id", "tag_id", "role", "position"),
+        ("post_id", "tag_id", "role", "position", "listed_at"),
         (
-            (post_id, tag_ids[key], role, position)
+            (post_id, tag_ids[key], role, position, listed_at[post_id])
             for post_id, links in links_by_post
             for role, position, key in links
         ),
@@ -243,6 +265,7 @@ def write_posts(
             for position, figure in enumerate(record.figures)
         ),
     )
+    derived.after_batch_write(ids.values(), before)
 
 
 def upsert_posts(records: list[PostRecord], digests: dict[str, str]) -> dict[str, int]:

@@ -5,12 +5,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import InvalidPage, Paginator
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from posts import review
-from posts.models import Post, Tag
+from posts import derived, review
+from posts.models import Post, PostTag, Tag, TagRole
+from posts.pagination import NEWER, BadPosition, Position, legacy_cursor, page_at, seek
 
 # What each page action needs and does: (permission, function, message).
 REVIEW_ACTIONS = {
@@ -32,17 +38,57 @@ def paginate(request, queryset):
         ) from None
 
 
+def keyset_list(request, seeker, template, context):
+    """Render the page of a newest-first list that the query string asks for.
+
+    Old ?page=N links and a ?before= that reaches the newest posts redirect; a cursor or
+    page that cannot be read is a 404 saying what was expected.
+    """
+    try:
+        position = Position.from_query(request.GET)
+    except BadPosition as error:
+        raise Http404(str(error)) from None
+    size = settings.POSTS_PER_PAGE
+    if position.legacy_page is not None:
+        if position.legacy_page == 1:
+            return HttpResponsePermanentRedirect(request.path)
+        cursor = legacy_cursor(seeker, position.legacy_page, size)
+        if cursor is None:
+            raise Http404(f"No page {position.legacy_page}: the list is shorter.")
+        return HttpResponsePermanentRedirect(f"{request.path}?after={cursor}")
+    page = page_at(seeker, position, size)
+    if position.cursor is not None and (
+        not page.object_list or (position.direction == NEWER and page.newer is None)
+    ):
+        # Nothing left that way, or the newest posts: the list's own first page says it best.
+        return HttpResponseRedirect(request.path)
+    return render(request, template, {**context, "page": page})
+
+
 def post_list(request):
-    """Latest published posts (3 queries: count, posts, their stack tags)."""
-    page = paginate(request, Post.objects.published().newest_first().for_listing())
-    return render(request, "posts/post_list.html", {"page": page})
+    """Latest published posts (3 queries: total, posts of the page, their stack tags)."""
+
+    def seeker(position, offset, limit):
+        posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
+        return list(posts[offset : offset + limit])
+
+    return keyset_list(
+        request, seeker, "posts/post_list.html", {"total": derived.listed_post_count()}
+    )
 
 
 def tag_detail(request, slug):
-    """Published posts with one tag (4 queries: tag, count, posts, their stack tags)."""
+    """Published posts with one tag (3 queries: tag with its count, posts, their stack tags)."""
     tag = get_object_or_404(Tag, slug=slug)
-    page = paginate(request, Post.objects.published().with_tag(tag).newest_first().for_listing())
-    return render(request, "posts/tag_detail.html", {"tag": tag, "page": page})
+
+    def seeker(position, offset, limit):
+        links = seek(PostTag.objects.listed(tag), ("listed_at", "post_id"), position)
+        links = links.values("post_id")[: len(TagRole) * (offset + limit)]
+        posts = seek(Post.objects.among_links(links).for_listing(), ("published_at", "id"),
+                     position)
+        return list(posts[offset : offset + limit])
+
+    return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag})
 
 
 def post_detail(request, slug):

@@ -9,6 +9,7 @@ import datetime
 import factory
 from django.utils import timezone
 
+from posts import derived
 from posts.models import (
     Difficulty,
     FigurePlacement,
@@ -136,6 +137,12 @@ class PostFactory(factory.django.DjangoModelFactory):
                 for position in range(extracted)
             )
 
+    @factory.post_generation
+    def derived_data(post, create, extracted, **kwargs):
+        """Keep counts, listing dates and similar lists current, as every write path does."""
+        if create:
+            derived.posts_changed([post.pk], derived.Contribution())
+
 
 def link_tags(post, role, kind, count):
     """Link `count` tags of `kind` to `post` in `role`; tag names are shared across posts."""
@@ -154,6 +161,14 @@ class PostTagFactory(factory.django.DjangoModelFactory):
     tag = factory.SubFactory(TagFactory)
     role = TagRole.TOOL
     position = factory.Sequence(lambda n: n)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        post = kwargs["post"]
+        before = derived.contribution([post.pk])
+        link = super()._create(model_class, *args, **kwargs)
+        derived.posts_changed([post.pk], before)
+        return link
 
 
 class SectionFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,411 @@
+"""Data derived from posts, kept current by every write path, set-based.
+
+- Each tag link carries its post's publication date while the post is published
+  (`PostTag.listed_at`), so a tag page reads one index range of the tag.
+- Post counts: published posts per tag (`Tag.post_count`) and in total (`Counter`), moved by
+  deltas: what the written posts contributed before a write is subtracted, what they
+  contribute after it is added.
+- Similar posts (`SimilarPost`): each post's best few by the sum of the rarity weights of the
+  tags both carry (docs/queries.md explains the rule), ties broken by newest.
+
+Imports and the generator call `after_batch_write()` from the same transaction as the batch;
+the admin and the review actions call `posts_changed()` and `deleting_posts()`; the
+`refresh_similar` and `recount_posts` commands recompute everything. Every function runs a
+constant number of statements however many posts it is given.
+"""
+
+import math
+from collections import Counter as Tally
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
+
+from posts.models import Counter, Post, PostTag, PublicationStatus, SimilarPost, Tag
+
+# Taken by every writer before it moves counts or other posts' similar lists, and held to
+# commit: two import writers updating the same tag counts or the same lists would otherwise
+# deadlock on row locks taken in different orders.
+LOCK_KEY = 0x616E_6F64  # "anod"
+SIMILAR_TABLE = SimilarPost._meta.db_table
+LINK_TABLE = PostTag._meta.db_table
+TAG_TABLE = Tag._meta.db_table
+POST_TABLE = Post._meta.db_table
+COUNTER_TABLE = Counter._meta.db_table
+SCORE_DIGITS = 6  # scores are rounded so that equal tag sets tie exactly
+
+
+@dataclass
+class Contribution:
+    """What a set of posts adds to the counts: published posts per tag, and in total."""
+
+    tags: Tally = field(default_factory=Tally)
+    total: int = 0
+
+
+def listed_post_count() -> int:
+    """Return the number of published posts (1 query)."""
+    return (
+        Counter.objects.filter(name=Counter.LISTED_POSTS).values_list("value", flat=True).first()
+        or 0
+    )
+
+
+def contribution(post_ids) -> Contribution:
+    """Return what the posts of `post_ids` (ids, or a queryset of them) contribute to the
+    counts now (2 queries)."""
+    if not isinstance(post_ids, QuerySet):
+        post_ids = list(post_ids)
+        if not post_ids:
+            return Contribution()
+    tags = Tally(
+        dict(
+            PostTag.objects.filter(post_id__in=post_ids, listed_at__isnull=False)
+            .order_by()  # the model's ordering would join posts and group by it
+            .values("tag_id")
+            .annotate(posts=Count("post_id", distinct=True))
+            .values_list("tag_id", "posts")
+        )
+    )
+    total = Post.objects.filter(pk__in=post_ids, status=PublicationStatus.PUBLISHED).count()
+    return Contribution(tags, total)
+
+
+def take_lock() -> None:
+    """Serialize count and shared-list updates with other writers until this transaction ends.
+
+    Deferred foreign-key checks run first, so the lock is not held while they do.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite has one writer at a time anyway
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
+def apply_counts(before: Contribution, after: Contribution) -> None:
+    """Move the stored counts by after - before (2 queries, none when nothing changed)."""
+    deltas = {tag_id: after.tags[tag_id] - before.tags[tag_id]
+              for tag_id in before.tags.keys() | after.tags.keys()}
+    deltas = {tag_id: delta for tag_id, delta in deltas.items() if delta}
+    if deltas:
+        Tag.objects.filter(pk__in=deltas).update(
+            post_count=F("post_count")
+            + Case(*(When(pk=tag_id, then=Value(delta)) for tag_id, delta in deltas.items()),
+                   default=Value(0))
+        )
+    if after.total != before.total:
+        updated = Counter.objects.filter(name=Counter.LISTED_POSTS).update(
+            value=F("value") + (after.total - before.total)
+        )
+        if not updated:
+            Counter.objects.create(name=Counter.LISTED_POSTS, value=after.total - before.total)
+
+
+def sync_listed_at(links) -> None:
+    """Copy each post's publication date onto its tag `links` while it is published (1 query)."""
+    links.update(
+        listed_at=Subquery(
+            Post.objects.filter(pk=OuterRef("post_id"), status=PublicationStatus.PUBLISHED)
+            .values("published_at")[:1]
+        )
+    )
+
+
+def after_batch_write(post_ids, before: Contribution) -> None:
+    """Bring counts and similar lists up to date after a batch of posts was (re)written.
+
+    `before` is what the batch's posts contributed before the write (nothing for new posts);
+    their tag links must already carry listed_at. Call inside the batch's transaction.
+    """
+    post_ids = list(post_ids)
+    after = contribution(post_ids)
+    compute_similar(post_ids)
+    take_lock()
+    apply_counts(before, after)
+    enter_lists(post_ids)
+
+
+def posts_changed(post_ids, before: Contribution) -> None:
+    """Bring derived data up to date after posts changed in place (admin save, publishing).
+
+    `before` is contribution(post_ids) taken before the change.
+    """
+    post_ids = list(post_ids)
+    sync_listed_at(PostTag.objects.filter(post_id__in=post_ids))
+    after_batch_write(post_ids, before)
+    unlisted = Post.objects.filter(pk__in=post_ids).exclude(status=PublicationStatus.PUBLISHED)
+    refill_lists_holding(unlisted.values_list("pk", flat=True))
+
+
+@contextmanager
+def deleting_posts(post_ids):
+    """Around deleting posts: take back their counts, then refill lists that named them."""
+    post_ids = list(post_ids)
+    before = contribution(post_ids)
+    holders = set(
+        SimilarPost.objects.filter(similar_id__in=post_ids)
+        .exclude(post_id__in=post_ids)
+        .values_list("post_id", flat=True)
+    )
+    yield
+    take_lock()
+    apply_counts(before, Contribution())
+    compute_similar(holders)
+
+
+def refill_lists_holding(post_ids) -> None:
+    """Recompute the similar lists that name any of `post_ids` (e.g. they were unpublished)."""
+    holders = list(
+        SimilarPost.objects.filter(similar_id__in=list(post_ids))
+        .values_list("post_id", flat=True)
+        .distinct()
+    )
+    for start in range(0, len(holders), settings.SIMILAR_BATCH_SIZE):
+        compute_similar(holders[start : start + settings.SIMILAR_BATCH_SIZE])
+
+
+# Similar posts.
+
+OWN_LISTS_SQL = f"""
+WITH total AS (
+    SELECT COALESCE(
+        (SELECT value FROM {COUNTER_TABLE} WHERE name = %(counter)s), 0
+    )::float8 AS n
+),
+own AS (
+    -- The distinct tags of each post, with their rarity weight and rank: rarest first, but
+    -- after them the tags no other published post carries (they find no candidates).
+    SELECT l.post_id, l.tag_id,
+           ln(1 + total.n / greatest(t.post_count, 1)) AS weight,
+           row_number() OVER (
+               PARTITION BY l.post_id
+               ORDER BY t.post_count <= l.listed::int, t.post_count, t.id
+           ) AS rarity
+    FROM (
+        SELECT DISTINCT post_id, tag_id, listed_at IS NOT NULL AS listed
+        FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s)
+    ) l
+    JOIN {TAG_TABLE} t ON t.id = l.tag_id
+    CROSS JOIN total
+),
+candidates AS (
+    -- The newest published posts of each post's rarest tags: one short index range each.
+    SELECT o.post_id, c.post_id AS similar_id, max(c.listed_at) AS listed_at
+    FROM own o
+    CROSS JOIN LATERAL (
+        SELECT l.post_id, l.listed_at FROM {LINK_TABLE} l
+        WHERE l.tag_id = o.tag_id AND l.listed_at IS NOT NULL
+        ORDER BY l.listed_at DESC, l.post_id DESC
+        LIMIT %(per_tag)s
+    ) c
+    WHERE o.rarity <= %(rarest)s AND c.post_id <> o.post_id
+    GROUP BY o.post_id, c.post_id
+),
+shared AS (
+    -- Each candidate's distinct tags that the post carries too.
+    SELECT DISTINCT c.post_id, c.similar_id, c.listed_at, l.tag_id
+    FROM candidates c
+    JOIN {LINK_TABLE} l ON l.post_id = c.similar_id
+),
+ranked AS (
+    -- Rounded: equal tag sets must tie exactly, whatever order the sum was taken in.
+    SELECT s.post_id, s.similar_id, round(sum(o.weight)::numeric, %(digits)s)::float8 AS score,
+           row_number() OVER (
+               PARTITION BY s.post_id
+               ORDER BY round(sum(o.weight)::numeric, %(digits)s) DESC, s.listed_at DESC,
+                        s.similar_id DESC
+           ) AS rank
+    FROM shared s
+    JOIN own o ON o.post_id = s.post_id AND o.tag_id = s.tag_id
+    GROUP BY s.post_id, s.similar_id, s.listed_at
+)
+INSERT INTO {SIMILAR_TABLE} (post_id, similar_id, score)
+SELECT post_id, similar_id, score FROM ranked WHERE rank <= %(stored)s
+"""
+
+# A listed post enters the lists of the posts on its own list (the score is symmetric), and
+# each of those lists keeps its best entries.
+ENTER_LISTS_SQL = f"""
+INSERT INTO {SIMILAR_TABLE} (post_id, similar_id, score)
+SELECT s.similar_id, s.post_id, s.score
+FROM {SIMILAR_TABLE} s
+JOIN {POST_TABLE} p ON p.id = s.post_id
+WHERE s.post_id = ANY(%(ids)s) AND p.status = %(published)s
+ORDER BY s.similar_id, s.post_id
+ON CONFLICT (post_id, similar_id) DO UPDATE SET score = EXCLUDED.score
+"""
+
+TRIM_LISTS_SQL = f"""
+DELETE FROM {SIMILAR_TABLE} d
+USING (
+    SELECT s.post_id, s.similar_id,
+           row_number() OVER (
+               PARTITION BY s.post_id ORDER BY s.score DESC, p.published_at DESC, p.id DESC
+           ) AS rank
+    FROM {SIMILAR_TABLE} s
+    JOIN {POST_TABLE} p ON p.id = s.similar_id
+    WHERE s.post_id IN (SELECT similar_id FROM {SIMILAR_TABLE} WHERE post_id = ANY(%(ids)s))
+) r
+WHERE d.post_id = r.post_id AND d.similar_id = r.similar_id AND r.rank > %(stored)s
+"""
+
+
+def similar_parameters() -> dict:
+    return {
+        "counter": Counter.LISTED_POSTS,
+        "per_tag": settings.SIMILAR_CANDIDATES_PER_TAG,
+        "rarest": settings.SIMILAR_RAREST_TAGS,
+        "stored": settings.SIMILAR_POSTS_STORED,
+        "published": PublicationStatus.PUBLISHED.value,
+        "digits": SCORE_DIGITS,
+    }
+
+
+def compute_similar(post_ids) -> None:
+    """Replace the similar lists of `post_ids` with freshly ranked ones (2 queries)."""
+    post_ids = list(post_ids)
+    if not post_ids:
+        return
+    SimilarPost.objects.filter(post_id__in=post_ids).delete()
+    if connection.vendor != "postgresql":
+        SimilarPost.objects.bulk_create(
+            SimilarPost(post_id=post_id, similar_id=similar_id, score=score)
+            for post_id, ranked in rank_similar(post_ids).items()
+            for similar_id, score in ranked
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(OWN_LISTS_SQL, {"ids": post_ids, **similar_parameters()})
+
+
+def enter_lists(post_ids) -> None:
+    """Put each listed post of `post_ids` on the lists of the posts on its own list (2 queries)."""
+    post_ids = list(post_ids)
+    if not post_ids:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(ENTER_LISTS_SQL, {"ids": post_ids, **similar_parameters()})
+            cursor.execute(TRIM_LISTS_SQL, {"ids": post_ids, **similar_parameters()})
+        return
+    entering = SimilarPost.objects.filter(
+        post_id__in=post_ids, post__status=PublicationStatus.PUBLISHED
+    ).values_list("similar_id", "post_id", "score")
+    SimilarPost.objects.bulk_create(
+        [SimilarPost(post_id=p, similar_id=s, score=score) for p, s, score in entering],
+        update_conflicts=True, unique_fields=["post", "similar"], update_fields=["score"],
+    )
+    holders = {p for p, _, _ in entering}
+    ranked = SimilarPost.objects.filter(post_id__in=holders).annotate(
+        rank=Window(
+            RowNumber(),
+            partition_by=[F("post_id")],
+            order_by=[F("score").desc(), F("similar__published_at").desc(),
+                      F("similar_id").desc()],
+        )
+    )
+    extra = ranked.filter(rank__gt=settings.SIMILAR_POSTS_STORED).values_list(
+        "post_id", "similar_id"
+    )
+    SimilarPost.objects.filter(pk__in=list(extra)).delete()
+
+
+def rank_similar(post_ids) -> dict[int, list[tuple[int, float]]]:
+    """Return each post's best similar posts as (id, score), by the rule OWN_LISTS_SQL follows.
+
+    The plain-Python statement of the rule: the SQLite fallback, and what tests compare the
+    PostgreSQL query against.
+    """
+    total = listed_post_count()
+    own = defaultdict(set)
+    listed = set()
+    for post_id, tag_id, listed_at in PostTag.objects.filter(
+        post_id__in=list(post_ids)
+    ).values_list("post_id", "tag_id", "listed_at"):
+        own[post_id].add(tag_id)
+        if listed_at is not None:
+            listed.add(post_id)
+    counts = dict(
+        Tag.objects.filter(pk__in={t for tags in own.values() for t in tags}).values_list(
+            "id", "post_count"
+        )
+    )
+    weight = {tag_id: math.log(1 + total / max(n, 1)) for tag_id, n in counts.items()}
+    rarest = {
+        post_id: sorted(
+            tags, key=lambda t: (counts[t] <= (post_id in listed), counts[t], t)
+        )[: settings.SIMILAR_RAREST_TAGS]
+        for post_id, tags in own.items()
+    }
+    newest = defaultdict(list)  # tag id -> [(listed_at, post id)], newest first
+    for tag_id, listed_at, other in (
+        PostTag.objects.filter(
+            tag_id__in={t for tags in rarest.values() for t in tags}, listed_at__isnull=False
+        )
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("tag_id")],
+                order_by=[F("listed_at").desc(), F("post_id").desc()],
+            )
+        )
+        .filter(rank__lte=settings.SIMILAR_CANDIDATES_PER_TAG)
+        .values_list("tag_id", "listed_at", "post_id")
+    ):
+        newest[tag_id].append((listed_at, other))
+    candidates = defaultdict(dict)  # post id -> candidate id -> its listed_at
+    for post_id, tags in rarest.items():
+        for tag_id in tags:
+            for listed_at, other in newest[tag_id]:
+                if other != post_id:
+                    candidates[post_id][other] = listed_at
+    their_tags = defaultdict(set)
+    for post_id, tag_id in PostTag.objects.filter(
+        post_id__in={c for found in candidates.values() for c in found}
+    ).values_list("post_id", "tag_id"):
+        their_tags[post_id].add(tag_id)
+    result = {}
+    for post_id, found in candidates.items():
+        scored = [
+            (round(sum(weight[t] for t in own[post_id] & their_tags[other]), SCORE_DIGITS),
+             listed_at, other)
+            for other, listed_at in found.items()
+        ]
+        scored.sort(reverse=True)
+        result[post_id] = [
+            (other, score) for score, _, other in scored[: settings.SIMILAR_POSTS_STORED]
+        ]
+    return result
+
+
+@transaction.atomic
+def recount_posts() -> None:
+    """Recompute every listing date, tag count and the total from the posts (a repair tool:
+    full scans)."""
+    sync_listed_at(PostTag.objects.all())
+    take_lock()
+    counts = (
+        PostTag.objects.filter(tag_id=OuterRef("pk"), listed_at__isnull=False)
+        .order_by()
+        .values("tag_id")
+        .annotate(posts=Count("post_id", distinct=True))
+        .values("posts")
+    )
+    Tag.objects.update(post_count=Coalesce(Subquery(counts), 0))
+    total = Post.objects.filter(status=PublicationStatus.PUBLISHED).count()
+    Counter.objects.update_or_create(name=Counter.LISTED_POSTS, defaults={"value": total})

@@ -1,0 +1,150 @@
+"""Keyset (seek) pagination for the post lists: every page costs the same, however deep.
+
+A page is addressed by a cursor, the (publication date, id) of the post next to it, instead of
+a page number: `?after=C` is the page of posts older than C, `?before=C` the page newer than C,
+`?page=last` the oldest posts. The query seeks to the cursor in the listing index and reads one
+page plus one row, so page 50,000 costs what page 1 costs. Old `?page=N` links redirect to the
+cursor of the same place (one offset scan, then the CDN caches the redirect).
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import Q, QuerySet
+
+NEWER, OLDER = "newer", "older"
+CURSOR = re.compile(r"(?P<micros>\d{1,19})-(?P<id>\d{1,19})")
+MAX_LEGACY_PAGE = 10**6
+
+
+class BadPosition(ValueError):
+    """The page address in the query string cannot be read; the message says what to send."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in a newest-first list: the publication date and id of one post."""
+
+    at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, post) -> "Cursor":
+        return cls(post.published_at, post.pk)
+
+    @classmethod
+    def parse(cls, text: str) -> "Cursor":
+        match = CURSOR.fullmatch(text)
+        if match is None:
+            raise BadPosition(
+                f"{text[:40]!r} is not a page cursor; expected what the page links give, "
+                "e.g. 1767225600000000-42."
+            )
+        micros = int(match["micros"])
+        try:
+            at = datetime.fromtimestamp(micros // 10**6, UTC).replace(microsecond=micros % 10**6)
+        except (OverflowError, OSError, ValueError):
+            raise BadPosition(f"{text[:40]!r} names a date out of range.") from None
+        return cls(at, int(match["id"]))
+
+    def __str__(self):
+        delta = self.at - datetime(1970, 1, 1, tzinfo=UTC)
+        micros = (delta.days * 86_400 + delta.seconds) * 10**6 + delta.microseconds
+        return f"{micros}-{self.id}"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Which page a request asks for: from a cursor towards older or newer posts."""
+
+    direction: str = OLDER
+    cursor: Cursor | None = None
+    legacy_page: int | None = None  # ?page=N of an old link, to be redirected
+
+    @property
+    def is_first(self):
+        return self.direction == OLDER and self.cursor is None
+
+    @classmethod
+    def from_query(cls, params) -> "Position":
+        """Read ?after=, ?before= or ?page= (a number or "last"); raise BadPosition."""
+        given = [name for name in ("after", "before", "page") if name in params]
+        if len(given) > 1:
+            raise BadPosition(f"Give one of after, before or page, not {' and '.join(given)}.")
+        if "after" in params:
+            return cls(OLDER, Cursor.parse(params["after"]))
+        if "before" in params:
+            return cls(NEWER, Cursor.parse(params["before"]))
+        page = params.get("page")
+        if page is None:
+            return cls()
+        if page == "last":
+            return cls(NEWER)
+        if not page.isdigit() or not 1 <= int(page) <= MAX_LEGACY_PAGE:
+            raise BadPosition(
+                f"Page {page[:20]!r} does not exist; expected a page number from 1 or \"last\"."
+            )
+        return cls(legacy_page=int(page))
+
+
+@dataclass
+class Page:
+    """One page of a list, newest first, with the cursors of its neighbours."""
+
+    object_list: list
+    newer: Cursor | None  # link ?before=newer, or None on the first page
+    older: Cursor | None  # link ?after=older, or None on the last page
+    is_first: bool
+    number: int | None = None  # known only for the first page
+
+    @property
+    def has_other_pages(self):
+        return self.newer is not None or self.older is not None
+
+
+def seek(queryset: QuerySet, fields: tuple[str, str], position: Position) -> QuerySet:
+    """Return `queryset` ordered from `position`'s cursor in its direction along (date, id)."""
+    date, pk = fields
+    cursor = position.cursor
+    if position.direction == OLDER:
+        if cursor is not None:
+            # The range bound (date <= at) lets the index scan start at the cursor; the OR
+            # only sorts out posts published in the same microsecond.
+            queryset = queryset.filter(
+                Q(**{f"{date}__lt": cursor.at}) | Q(**{f"{pk}__lt": cursor.id}),
+                **{f"{date}__lte": cursor.at},
+            )
+        return queryset.order_by(f"-{date}", f"-{pk}")
+    if cursor is not None:
+        queryset = queryset.filter(
+            Q(**{f"{date}__gt": cursor.at}) | Q(**{f"{pk}__gt": cursor.id}),
+            **{f"{date}__gte": cursor.at},
+        )
+    return queryset.order_by(date, pk)
+
+
+Seeker = Callable[[Position, int, int], list]  # (position, offset, limit) -> posts
+
+
+def page_at(seeker: Seeker, position: Position, size: int) -> Page:
+    """Return the page at `position` of `size` posts (one query: size + 1 rows)."""
+    rows = seeker(position, 0, size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    if position.direction == NEWER:
+        rows.reverse()
+    if position.direction == OLDER:
+        newer = Cursor.of(rows[0]) if rows and position.cursor is not None else None
+        older = Cursor.of(rows[-1]) if more else None
+    else:
+        newer = Cursor.of(rows[0]) if more else None
+        older = Cursor.of(rows[-1]) if rows and position.cursor is not None else None
+    return Page(rows, newer, older, position.is_first, 1 if position.is_first else None)
+
+
+def legacy_cursor(seeker: Seeker, page: int, size: int) -> Cursor | None:
+    """Return the cursor after which old page number `page` starts, None if there is none."""
+    rows = seeker(Position(), (page - 1) * size - 1, 1)
+    return Cursor.of(rows[0]) if rows else None

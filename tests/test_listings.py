@@ -1,0 +1,368 @@
+"""Derived listing data kept current by every write path: keyset pages, counts, similar posts."""
+
+import dataclasses
+import datetime
+import io
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from posts import derived
+from posts.generation import generate_records
+from posts.importing import Importer
+from posts.models import Counter, Post, PostTag, PublicationStatus, SimilarPost, Tag, TagKind
+from posts.review import publish_posts, unpublish_posts
+from posts.serialization import dumps, record_to_dict
+from posts.services import save_posts
+from tests.factories import PostFactory, PostTagFactory, TagFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def jsonl(records):
+    return "".join(dumps(record_to_dict(record)) + "\n" for record in records)
+
+
+def import_records(records, batch_size=50):
+    return Importer(batch_size=batch_size).run(
+        [("f", io.BytesIO(jsonl(records).encode()), "jsonl")]
+    )
+
+
+def stored_counts():
+    """Return (total, {tag id: count}) as stored."""
+    return derived.listed_post_count(), dict(Tag.objects.values_list("id", "post_count"))
+
+
+def true_counts():
+    """Return (total, {tag id: count}) counted from the posts themselves."""
+    published = Post.objects.filter(status=PublicationStatus.PUBLISHED)
+    counts = {
+        tag.pk: published.filter(tag_links__tag=tag).distinct().count()
+        for tag in Tag.objects.all()
+    }
+    return published.count(), counts
+
+
+def stored_lists():
+    """Return {post id: [similar ids, best first]} as stored."""
+    lists = {}
+    for post_id, similar_id in SimilarPost.objects.order_by(
+        "post_id", "-score", "-similar__published_at", "-similar_id"
+    ).values_list("post_id", "similar_id"):
+        lists.setdefault(post_id, []).append(similar_id)
+    return lists
+
+
+def links_listed_at_agree_with_posts():
+    for link in PostTag.objects.select_related("post"):
+        expected = (link.post.published_at
+                    if link.post.status == PublicationStatus.PUBLISHED else None)
+        assert link.listed_at == expected, link
+
+
+# Keyset pages.
+
+
+def listing_urls(client, url):
+    """Follow "older posts" from `url` to the end; return the titles of every page."""
+    pages = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        page = response.context["page"]
+        pages.append([post.title for post in page.object_list])
+        url = f"{response.request['PATH_INFO']}?after={page.older}" if page.older else None
+    return pages
+
+
+@pytest.fixture
+def thirteen_posts(settings):
+    settings.POSTS_PER_PAGE = 5
+    now = timezone.now()
+    # Two posts share a publication date: the id breaks the tie.
+    dates = [now - datetime.timedelta(hours=n) for n in [*range(12), 3]]
+    return [PostFactory(title=f"post {n}", published_at=date, tag_count=1)
+            for n, date in enumerate(dates)]
+
+
+def newest_first(posts):
+    ordered = sorted(posts, key=lambda post: (post.published_at, post.pk), reverse=True)
+    return [post.title for post in ordered]
+
+
+@pytest.mark.parametrize("url", ["/", "/tags/tool-tool-0/"])
+def test_older_links_walk_every_post_once_newest_first(client, thirteen_posts, url):
+    pages = listing_urls(client, url)
+
+    assert [len(page) for page in pages] == [5, 5, 3]
+    assert [title for page in pages for title in page] == newest_first(thirteen_posts)
+
+
+@pytest.mark.parametrize("url", ["/", "/tags/tool-tool-0/"])
+def test_newer_links_walk_back_from_the_last_page(client, thirteen_posts, url):
+    expected = newest_first(thirteen_posts)
+    response = client.get(url, {"page": "last"})
+    page = response.context["page"]
+    assert [post.title for post in page.object_list] == expected[-5:]
+    assert page.older is None
+
+    middle = client.get(url, {"before": str(page.newer)}).context["page"]
+    assert [post.title for post in middle.object_list] == expected[-10:-5]
+    assert middle.older is not None and middle.newer is not None
+
+    # The next step reaches the newest posts: the list's first page says it best.
+    response = client.get(url, {"before": str(middle.newer)})
+    assert response.status_code == 302
+    assert response["Location"] == url
+
+
+def test_page_links_are_in_the_html(client, thirteen_posts):
+    first = client.get("/")
+    html = first.content.decode()
+    assert f'href="?after={first.context["page"].older}"' in html
+    assert 'href="?page=last"' in html
+    assert "13 posts" in html
+    assert "?before=" not in html  # nothing is newer than the first page
+
+
+@pytest.mark.parametrize("page_number", [2, 3])
+def test_old_page_numbers_redirect_to_the_same_place(client, thirteen_posts, page_number):
+    response = client.get("/", {"page": str(page_number)})
+
+    assert response.status_code == 301
+    landed = client.get(response["Location"]).context["page"]
+    expected = newest_first(thirteen_posts)[(page_number - 1) * 5 : page_number * 5]
+    assert [post.title for post in landed.object_list] == expected
+
+
+def test_page_one_redirects_to_the_list(client, thirteen_posts):
+    response = client.get("/tags/tool-tool-0/", {"page": "1"})
+    assert (response.status_code, response["Location"]) == (301, "/tags/tool-tool-0/")
+
+
+def test_keyset_pages_hide_drafts_and_scheduled_posts(client, settings):
+    settings.POSTS_PER_PAGE = 2
+    visible = PostFactory.create_batch(3, tag_count=1)
+    PostFactory(draft=True, tag_count=1)
+    PostFactory(published_at=timezone.now() + datetime.timedelta(days=1), tag_count=1)
+
+    for url in ("/", "/tags/tool-tool-0/"):
+        titles = [title for page in listing_urls(client, url) for title in page]
+        assert titles == newest_first(visible)
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("url", ["/", "/tags/tool-tool-0/"])
+def test_list_queries_are_the_same_on_every_page(
+    client, thirteen_posts, django_assert_num_queries, url, where
+):
+    first = client.get(url).context["page"]
+    query = {"first": {}, "middle": {"after": str(first.older)}, "last": {"page": "last"}}[where]
+
+    # / : 1 stored total, 2 posts, 3 stack tags; a tag page: 1 tag, 2 posts, 3 stack tags
+    with django_assert_num_queries(3):
+        response = client.get(url, query)
+
+    assert response.status_code == 200
+
+
+# Counts.
+
+
+def test_counts_follow_imports_reimports_and_changes():
+    records = list(generate_records(60, seed=41))
+    import_records(records)
+    assert stored_counts() == true_counts()
+    total = derived.listed_post_count()
+    assert 0 < total < 60  # the generator writes drafts too
+
+    # Half of them change status, tags and all: the counts move by the difference.
+    changed = [
+        dataclasses.replace(record, status="draft", published_at=None) if n % 2 else
+        dataclasses.replace(record, tools=("a rare tool",))
+        for n, record in enumerate(records)
+    ]
+    import_records(changed, batch_size=7)
+    assert stored_counts() == true_counts()
+
+    import_records(changed)  # unchanged: nothing moves
+    assert stored_counts() == true_counts()
+
+
+def test_counts_follow_publishing_unpublishing_and_deleting(admin_client):
+    posts = PostFactory.create_batch(4, tag_count=2)
+    draft = PostFactory(draft=True, tag_count=2)
+    assert stored_counts() == true_counts() and derived.listed_post_count() == 4
+
+    unpublish_posts(Post.objects.filter(pk__in=[posts[0].pk, posts[1].pk]), None)
+    assert stored_counts() == true_counts() and derived.listed_post_count() == 2
+    publish_posts(Post.objects.filter(pk=draft.pk), None)
+    assert stored_counts() == true_counts() and derived.listed_post_count() == 3
+    links_listed_at_agree_with_posts()
+
+    response = admin_client.post(
+        reverse("admin:posts_post_delete", args=[posts[2].pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert stored_counts() == true_counts() and derived.listed_post_count() == 2
+
+
+def test_recount_posts_repairs_the_counts():
+    PostFactory.create_batch(3, tag_count=2)
+    Tag.objects.update(post_count=99)
+    Counter.objects.update(value=-5)
+    PostTag.objects.update(listed_at=None)
+
+    derived.recount_posts()
+
+    assert stored_counts() == true_counts()
+    links_listed_at_agree_with_posts()
+
+
+def test_tag_page_shows_its_stored_count(client):
+    tag = TagFactory(kind=TagKind.STACK, name="django")
+    for post in PostFactory.create_batch(3, tag_count=0):
+        PostTagFactory(post=post, tag=tag)
+    assert "3 posts" in client.get(tag.get_absolute_url()).content.decode()
+
+
+# Similar posts.
+
+
+def test_sql_ranking_agrees_with_the_plain_python_rule(settings):
+    settings.SIMILAR_CANDIDATES_PER_TAG = 12  # so that candidate pools are cut short too
+    import_records(list(generate_records(150, seed=42)))
+    ids = list(Post.objects.values_list("pk", flat=True))
+
+    derived.compute_similar(ids)  # every list from the same counts
+
+    expected = {
+        post_id: [similar_id for similar_id, _ in ranked]
+        for post_id, ranked in derived.rank_similar(ids).items()
+        if ranked
+    }
+    assert stored_lists() == expected
+    assert len(expected) > 100
+
+
+def test_rare_shared_tags_outrank_common_ones(client):
+    # Everyone carries "tool 0"; only the post and `rare` carry "a rare tag".
+    post = PostFactory(tag_count=1)
+    PostTagFactory(post=post, tag=TagFactory(name="a rare tag"))
+    rare = PostFactory(tag_count=1, published_at=timezone.now() - datetime.timedelta(days=90))
+    PostTagFactory(post=rare, tag=TagFactory(name="a rare tag"))
+    newer_common = PostFactory.create_batch(8, tag_count=1)
+
+    similar = list(client.get(post.get_absolute_url()).context["similar_posts"])
+
+    assert similar[0] == rare  # older, but sharing the rare tag
+    assert similar[1:] == sorted(newer_common, key=lambda p: p.published_at, reverse=True)[:5]
+
+
+def test_import_batch_gives_new_posts_lists_and_enters_older_lists():
+    import_records(list(generate_records(40, seed=43)), batch_size=40)
+    first = set(Post.objects.values_list("pk", flat=True))
+    import_records(list(generate_records(40, seed=44)), batch_size=40)
+    second = set(Post.objects.values_list("pk", flat=True)) - first
+
+    lists = stored_lists()
+    assert all(lists.get(pk) for pk in second if Post.objects.get(pk=pk).status == "published")
+    entered = {similar for pk in first for similar in lists.get(pk, [])} & second
+    assert entered  # posts of the second batch now stand on lists of the first
+
+
+def test_generator_keeps_similar_lists():
+    save_posts(generate_records(30, seed=45), batch_size=10)
+    assert stored_lists()
+    assert derived.listed_post_count() == Post.objects.filter(status="published").count()
+
+
+def test_unpublished_posts_leave_lists_and_lists_refill(client):
+    post = PostFactory(tag_count=1)
+    others = PostFactory.create_batch(9, tag_count=1)
+    shown = list(client.get(post.get_absolute_url()).context["similar_posts"])
+    assert len(shown) == 6
+
+    unpublish_posts(Post.objects.filter(pk__in=[p.pk for p in shown]), None)
+
+    after = list(client.get(post.get_absolute_url()).context["similar_posts"])
+    assert not set(after) & set(shown)
+    assert set(after) == set(others) - set(shown)  # refilled from the posts still published
+    assert not SimilarPost.objects.filter(similar__in=shown).exists()
+
+
+def test_publishing_a_post_puts_it_on_lists():
+    post = PostFactory(tag_count=1)
+    draft = PostFactory(draft=True, tag_count=1)
+    assert not SimilarPost.objects.filter(similar=draft).exists()
+
+    publish_posts(Post.objects.filter(pk=draft.pk), None)
+
+    assert SimilarPost.objects.filter(post=post, similar=draft).exists()
+    assert SimilarPost.objects.filter(post=draft, similar=post).exists()
+
+
+def test_readers_never_see_a_draft_or_scheduled_post_among_similar(client):
+    post = PostFactory(tag_count=1)
+    draft = PostFactory(tag_count=1)
+    scheduled = PostFactory(tag_count=1, published_at=timezone.now() + datetime.timedelta(days=2))
+    # Stale lists, as between two refreshes: the read-time filter still hides them.
+    Post.objects.filter(pk=draft.pk).update(status=PublicationStatus.DRAFT, published_at=None)
+
+    similar = client.get(post.get_absolute_url()).context["similar_posts"]
+
+    assert SimilarPost.objects.filter(post=post, similar__in=[draft, scheduled]).count() == 2
+    assert draft not in similar and scheduled not in similar
+
+
+def test_admin_edit_of_tags_recomputes_lists(admin_client):
+    post = PostFactory(tag_count=1)
+    lonely = PostFactory(tag_count=0)
+    PostTagFactory(post=lonely, tag=TagFactory(name="nobody else"))
+    assert not SimilarPost.objects.filter(post=lonely).exists()
+    link = PostTag.objects.get(post=lonely)
+    url = reverse("admin:posts_post_change", args=[lonely.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else ""
+            for name in form.fields}
+    data.update(checklist="\n".join(lonely.checklist), notes="\n".join(lonely.notes))
+    inline_data = {
+        "revision-TOTAL_FORMS": "1", "revision-INITIAL_FORMS": "1",
+        "revision-0-post": lonely.pk, "revision-0-version": "1.0.0",
+        "revision-0-status": "reviewed",
+        "sections-TOTAL_FORMS": "0", "sections-INITIAL_FORMS": "0",
+        "figures-TOTAL_FORMS": "0", "figures-INITIAL_FORMS": "0",
+        "tag_links-TOTAL_FORMS": "2", "tag_links-INITIAL_FORMS": "1",
+        "tag_links-0-id": link.pk, "tag_links-0-post": lonely.pk, "tag_links-0-role": "tool",
+        "tag_links-0-position": "0", "tag_links-0-tag": link.tag_id,
+        "tag_links-1-post": lonely.pk, "tag_links-1-role": "tool", "tag_links-1-position": "1",
+        "tag_links-1-tag": Tag.objects.get(name="tool 0").pk,
+        "review_events-TOTAL_FORMS": "0", "review_events-INITIAL_FORMS": "0",
+    }
+    data.update(inline_data)
+    data["published_at_0"], data["published_at_1"] = (
+        lonely.published_at.strftime("%Y-%m-%d"), lonely.published_at.strftime("%H:%M:%S")
+    )
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    assert SimilarPost.objects.filter(post=lonely, similar=post).exists()
+    assert SimilarPost.objects.filter(post=post, similar=lonely).exists()
+    assert stored_counts() == true_counts()
+
+
+def test_deleting_a_post_refills_the_lists_that_named_it(admin_client):
+    post = PostFactory(tag_count=1)
+    others = PostFactory.create_batch(9, tag_count=1)
+    named = SimilarPost.objects.filter(post=post).order_by("-score", "-similar__published_at")
+    victim = named.select_related("similar").first().similar
+
+    admin_client.post(reverse("admin:posts_post_delete", args=[victim.pk]), {"post": "yes"})
+
+    assert not Post.objects.filter(pk=victim.pk).exists()
+    remaining = set(SimilarPost.objects.filter(post=post).values_list("similar_id", flat=True))
+    assert len(remaining) == 8
+    assert remaining <= {p.pk for p in others}
