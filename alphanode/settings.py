@@ -181,7 +181,7 @@ SIMILAR_POSTS_COUNT = 6
 # SIMILAR_CANDIDATES_PER_TAG published posts of each of its SIMILAR_RAREST_TAGS rarest tags.
 SIMILAR_POSTS_STORED = env_int("SIMILAR_POSTS_STORED", 8)
 SIMILAR_RAREST_TAGS = env_int("SIMILAR_RAREST_TAGS", 3)
-SIMILAR_CANDIDATES_PER_TAG = env_int("SIMILAR_CANDIDATES_PER_TAG", 30)
+SIMILAR_CANDIDATES_PER_TAG = env_int("SIMILAR_CANDIDATES_PER_TAG", 10)
 SIMILAR_BATCH_SIZE = 1000  # posts per statement when lists are recomputed in bulk
 # import_posts: threads writing batches, each on its own connection, while the main thread
 # parses (PostgreSQL only); 0 writes on the main thread.

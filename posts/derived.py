@@ -16,7 +16,8 @@ constant number of statements however many posts it is given.
 
 import math
 from collections import Counter as Tally
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -205,7 +206,7 @@ own AS (
 ),
 candidates AS (
     -- The newest published posts of each post's rarest tags: one short index range each.
-    SELECT o.post_id, c.post_id AS similar_id, max(c.listed_at) AS listed_at
+    SELECT DISTINCT o.post_id, c.post_id AS similar_id, c.listed_at
     FROM own o
     CROSS JOIN LATERAL (
         SELECT l.post_id, l.listed_at FROM {LINK_TABLE} l
@@ -214,25 +215,28 @@ candidates AS (
         LIMIT %(per_tag)s
     ) c
     WHERE o.rarity <= %(rarest)s AND c.post_id <> o.post_id
-    GROUP BY o.post_id, c.post_id
 ),
-shared AS (
-    -- Each candidate's distinct tags that the post carries too.
-    SELECT DISTINCT c.post_id, c.similar_id, c.listed_at, l.tag_id
-    FROM candidates c
-    JOIN {LINK_TABLE} l ON l.post_id = c.similar_id
+own_tags AS (
+    SELECT post_id, array_agg(tag_id) AS tag_ids, array_agg(weight) AS weights
+    FROM own GROUP BY post_id
 ),
 ranked AS (
-    -- Rounded: equal tag sets must tie exactly, whatever order the sum was taken in.
-    SELECT s.post_id, s.similar_id, round(sum(o.weight)::numeric, %(digits)s)::float8 AS score,
+    -- Each candidate scored by every tag the post carries that it carries too: one index
+    -- range of the candidate's links, probed with the post's tags.
+    SELECT c.post_id, c.similar_id, s.score,
            row_number() OVER (
-               PARTITION BY s.post_id
-               ORDER BY round(sum(o.weight)::numeric, %(digits)s) DESC, s.listed_at DESC,
-                        s.similar_id DESC
+               PARTITION BY c.post_id ORDER BY s.score DESC, c.listed_at DESC, c.similar_id DESC
            ) AS rank
-    FROM shared s
-    JOIN own o ON o.post_id = s.post_id AND o.tag_id = s.tag_id
-    GROUP BY s.post_id, s.similar_id, s.listed_at
+    FROM candidates c
+    JOIN own_tags a ON a.post_id = c.post_id
+    CROSS JOIN LATERAL (
+        -- Rounded: equal tag sets must tie exactly, whatever order the sum was taken in.
+        SELECT round(sum(w.weight)::numeric, %(digits)s)::float8 AS score
+        FROM unnest(a.tag_ids, a.weights) AS w(tag_id, weight)
+        WHERE w.tag_id = ANY (
+            ARRAY(SELECT l.tag_id FROM {LINK_TABLE} l WHERE l.post_id = c.similar_id)
+        )
+    ) s
 )
 INSERT INTO {SIMILAR_TABLE} (post_id, similar_id, score)
 SELECT post_id, similar_id, score FROM ranked WHERE rank <= %(stored)s
@@ -244,8 +248,9 @@ ENTER_LISTS_SQL = f"""
 INSERT INTO {SIMILAR_TABLE} (post_id, similar_id, score)
 SELECT s.similar_id, s.post_id, s.score
 FROM {SIMILAR_TABLE} s
-JOIN {POST_TABLE} p ON p.id = s.post_id
-WHERE s.post_id = ANY(%(ids)s) AND p.status = %(published)s
+WHERE s.post_id = ANY (
+    ARRAY(SELECT id FROM {POST_TABLE} WHERE id = ANY(%(ids)s) AND status = %(published)s)
+)
 ORDER BY s.similar_id, s.post_id
 ON CONFLICT (post_id, similar_id) DO UPDATE SET score = EXCLUDED.score
 """
@@ -259,7 +264,9 @@ USING (
            ) AS rank
     FROM {SIMILAR_TABLE} s
     JOIN {POST_TABLE} p ON p.id = s.similar_id
-    WHERE s.post_id IN (SELECT similar_id FROM {SIMILAR_TABLE} WHERE post_id = ANY(%(ids)s))
+    WHERE s.post_id = ANY (
+        ARRAY(SELECT DISTINCT similar_id FROM {SIMILAR_TABLE} WHERE post_id = ANY(%(ids)s))
+    )
 ) r
 WHERE d.post_id = r.post_id AND d.similar_id = r.similar_id AND r.rank > %(stored)s
 """
@@ -409,3 +416,72 @@ def recount_posts() -> None:
     Tag.objects.update(post_count=Coalesce(Subquery(counts), 0))
     total = Post.objects.filter(status=PublicationStatus.PUBLISHED).count()
     Counter.objects.update_or_create(name=Counter.LISTED_POSTS, defaults={"value": total})
+
+
+REFRESH_POSITION = "refresh_similar_position"  # Counter: the last post id a refresh finished
+
+
+def refresh_position() -> int | None:
+    """Return the post id an interrupted refresh_similar got to, or None."""
+    return (
+        Counter.objects.filter(name=REFRESH_POSITION).values_list("value", flat=True).first()
+    )
+
+
+def refresh_similar(
+    *, batch_size: int, workers: int, restart: bool = False, on_progress=None
+) -> int:
+    """Recompute every post's similar list in id order, `batch_size` posts per transaction.
+
+    Resumable: the last id of every finished stretch is stored, and a later call without
+    `restart` goes on from there. With `workers` >= 1 (PostgreSQL), that many threads compute
+    batches on their own connections. Memory holds one batch of ids per thread. Returns the
+    number of posts whose lists were recomputed.
+    """
+    start = None if restart else refresh_position()
+    position = start or 0
+    done = 0
+    executor = ThreadPoolExecutor(workers) if workers > 0 else None
+    in_flight: deque[tuple[Future, int, int]] = deque()
+
+    def finished(last_id: int, count: int) -> None:
+        nonlocal done
+        Counter.objects.update_or_create(name=REFRESH_POSITION, defaults={"value": last_id})
+        done += count
+        if on_progress is not None:
+            on_progress(done)
+
+    try:
+        while ids := list(
+            Post.objects.filter(pk__gt=position).order_by("pk").values_list("pk", flat=True)[
+                :batch_size
+            ]
+        ):
+            position = ids[-1]
+            if executor is None:
+                with transaction.atomic():
+                    compute_similar(ids)
+                finished(position, len(ids))
+                continue
+            while len(in_flight) >= workers:
+                future, last_id, count = in_flight.popleft()
+                future.result()
+                finished(last_id, count)
+            in_flight.append((executor.submit(compute_similar_in_thread, ids), position, len(ids)))
+        while in_flight:
+            future, last_id, count = in_flight.popleft()
+            future.result()
+            finished(last_id, count)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    Counter.objects.filter(name=REFRESH_POSITION).delete()
+    return done
+
+
+def compute_similar_in_thread(ids) -> None:
+    try:
+        with transaction.atomic():
+            compute_similar(ids)
+    finally:
+        connection.close()  # the thread's own connection, back to the pool
