@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from posts import derived, review
-from posts.models import Post, PostTag, Tag, TagRole
+from posts.models import Post, PostTag, Tag, TagRole, load_stack_tags
 from posts.pagination import NEWER, BadPosition, Position, legacy_cursor, page_at, seek
 
 # What each page action needs and does: (permission, function, message).
@@ -70,7 +70,7 @@ def post_list(request):
 
     def seeker(position, offset, limit):
         posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
-        return list(posts[offset : offset + limit])
+        return load_stack_tags(list(posts[offset : offset + limit]))
 
     return keyset_list(
         request, seeker, "posts/post_list.html", {"total": derived.listed_post_count()}
@@ -86,7 +86,7 @@ def tag_detail(request, slug):
         links = links.values("post_id")[: len(TagRole) * (offset + limit)]
         posts = seek(Post.objects.among_links(links).for_listing(), ("published_at", "id"),
                      position)
-        return list(posts[offset : offset + limit])
+        return load_stack_tags(list(posts[offset : offset + limit]))
 
     return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag})
 

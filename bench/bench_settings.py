@@ -1,0 +1,5 @@
+"""Settings for the benchmark's gunicorn: the site's own, plus the benchmark's reference views."""
+
+from alphanode.settings import *  # noqa: F403 - the site exactly as deployed, plus one URLconf
+
+ROOT_URLCONF = "bench_urls"

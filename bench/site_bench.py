@@ -1,0 +1,479 @@
+"""Benchmark the site under load at several sizes: pages, queries, plans and imports.
+
+Usage: .venv/bin/python bench/site_bench.py [--sizes 10000,1000000] [--duration 5]
+
+For each size: starts a throwaway PostgreSQL and Redis (as the tests do, with production-like
+memory), imports that many generated posts through `import_posts` (timing it and its peak
+memory) plus a few crafted ones (a post with 20 tags, 3 images and 10 entities; 20 posts on
+a rare tag), runs VACUUM ANALYZE, serves the site with gunicorn (DEBUG off, 2 sync workers) on
+loopback, and drives every page with wrk for --duration seconds, alternating each run with a
+trivial Django view on the same gunicorn (the ceiling) and comparing the article and home
+pages with their naive N+1 versions (bench/bench_urls.py). It also counts each page's SQL
+queries and EXPLAIN ANALYZEs each of them, flagging sequential scans of tables over 10,000 rows
+and sorts that spill to disk.
+
+Prints a table per size and the ratios, and writes bench/results/latest.json (and a dated copy)
+and bench/results/p95.png. Needs `wrk` (apt-get install -y wrk) and matplotlib (the bench
+extra: pip install -e '.[bench]').
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from import_bench import PG_SETTINGS, run_manage  # noqa: E402
+
+SEQ_SCAN_ROWS = 10_000  # a sequential scan of a table larger than this is flagged
+RARE_TAG = "bench rare tool"
+RARE_POSTS = 20
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local headers = {%(headers)s}
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)], headers)
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %%d %%d %%f %%d %%d %%d\\n", summary.requests, errors,
+    summary.duration / 1e6, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99)))
+end
+"""
+
+
+@dataclasses.dataclass
+class Run:
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self):
+        return self.requests / self.seconds
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wrk(url_base, paths, duration, connections, headers=None):
+    """Drive `paths` (chosen at random per request) for `duration` seconds; return a Run."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {
+            "paths": ", ".join(json.dumps(path) for path in paths),
+            "headers": ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}"
+                                 for k, v in (headers or {}).items()),
+        })
+    try:
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+             "-s", script.name, url_base],
+            capture_output=True, text=True, check=True, timeout=duration + 60,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    requests, errors, seconds, p50, p95, p99 = line.split()[1:]
+    return Run(int(requests), int(errors), float(seconds), int(p50) / 1000, int(p95) / 1000,
+               int(p99) / 1000)
+
+
+def crafted_records(count):
+    """Return the crafted posts: one rich post, and RARE_POSTS posts on a rare tag."""
+    from posts.generation import generate_records
+    from posts.records import EntityRecord
+
+    base = list(generate_records(RARE_POSTS + 1, seed=9))
+    rich = base[0]
+    figures = rich.figures
+    while len(figures) < 3:
+        figures = figures + figures[:1]
+    figures = tuple(dataclasses.replace(f, placement="intro", section_position=None)
+                    for f in figures[:3])
+    entity_types = ("stack", "area", "problem", "language", "scenario")
+    rich = dataclasses.replace(
+        rich,
+        source_id="bench-rich", slug="bench-rich-post", reference="bench-rich",
+        title="bench: a post with 20 tags, 3 images and 10 entities",
+        status="published", published_at=datetime.datetime.now(datetime.UTC),
+        stack=("python services", "backend", "python"),
+        tools=("fastapi", "pytest", "uvicorn", "ruff", "git", "docker", "sentry"),
+        entities=tuple(EntityRecord(name, kind) for name, kind in zip(
+            ("python services", "backend", "caching api responses", "python", "behind a cdn",
+             "improving database queries", "django", "postgresql", "frontend",
+             "tracing slow requests"),
+            entity_types * 2, strict=True)),
+        figures=figures, has_images=True, image_heavy=True,
+    )
+    rare = [
+        dataclasses.replace(
+            record, source_id=f"bench-rare-{n}", slug=f"bench-rare-{n}",
+            reference=f"bench-rare-{n}", status="published",
+            published_at=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+            + datetime.timedelta(days=n * 20),
+            tools=(*record.tools, RARE_TAG),
+        )
+        for n, record in enumerate(base[1:])
+    ]
+    return [rich, *rare]
+
+
+def write_posts_file(path, count, env):
+    """Generate `count` posts as JSON Lines into `path`, then append the crafted ones."""
+    run_manage("generate_posts", f"--count={count}", "--seed=1", f"--output={path}", env=env)
+    from posts.serialization import dumps, record_to_dict
+
+    with open(path, "a") as out:
+        for record in crafted_records(count):
+            out.write(dumps(record_to_dict(record)) + "\n")
+
+
+def start_gunicorn(port, env, log):
+    """Start gunicorn (2 sync workers) on 127.0.0.1:`port`, errors to `log`; wait for it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "--pythonpath", "bench", "--error-logfile", str(log),
+         "alphanode.wsgi"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "bench_settings"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/hello/", timeout=2)
+            return process
+        except OSError:
+            if process.poll() is not None:
+                sys.exit(f"gunicorn exited with {process.returncode}; see {log}")
+            time.sleep(0.2)
+    process.kill()
+    sys.exit(f"gunicorn did not answer within 30 s; see {log}")
+
+
+def stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def plan_problems(plan, tables):
+    """Return the sequential scans of big tables and the on-disk sorts in an EXPLAIN plan."""
+    problems = []
+    node_type = plan.get("Node Type")
+    relation = plan.get("Relation Name")
+    if node_type == "Seq Scan" and tables.get(relation, 0) > SEQ_SCAN_ROWS:
+        problems.append(f"sequential scan of {relation} ({tables[relation]:,} rows)")
+    if plan.get("Sort Space Type") == "Disk":
+        problems.append(f"sort spilled to disk ({plan.get('Sort Space Used')} kB)")
+    for child in plan.get("Plans", []):
+        problems += plan_problems(child, tables)
+    return problems
+
+
+def inspect_pages(pages, session_key):
+    """Return, for each page, its query count and each distinct query's plan summary."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r' "
+            "AND relnamespace = 'public'::regnamespace"
+        )
+        tables = dict(cursor.fetchall())
+    client = Client()
+    report = {}
+    for name, page in pages.items():
+        client.cookies.clear()
+        if page.get("login"):
+            client.cookies["sessionid"] = session_key
+        path = page["paths"][0]
+        client.get(path)  # warm
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path)
+        if response.status_code != 200:
+            sys.exit(f"{path} answered {response.status_code} to the test client")
+        queries = []
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
+                plan = cursor.fetchone()[0]
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            top = plan[0]
+            queries.append({
+                "sql": sql[:300],
+                "ms": round(top["Execution Time"], 2),
+                "problems": plan_problems(top["Plan"], tables),
+            })
+        report[name] = {"queries": len(captured.captured_queries), "plans": queries}
+    return report
+
+
+def bench_size(size, options):
+    from tests import servers
+
+    servers.start_servers(pg_settings=PG_SETTINGS)
+    gunicorn = None
+    try:
+        env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "bench", "SECURE_SSL_REDIRECT": "0",
+               "ALLOWED_HOSTS": "127.0.0.1,testserver", "LOG_LEVEL": "WARNING"}
+        os.environ.update(env)
+        result = {"size": size}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "posts.jsonl"
+            run_manage("migrate", "--noinput", env=env)
+            write_posts_file(path, size, env)
+            seconds, peak, summary = run_manage("import_posts", str(path), "--verbosity=0",
+                                                env=env)
+        imported = size + RARE_POSTS + 1
+        result["import"] = {"posts": imported, "seconds": round(seconds, 1),
+                            "posts_per_second": round(imported / seconds),
+                            "peak_mib": round(peak), "summary": summary}
+        print(f"\n{size:,} posts: import {seconds:.1f} s, {imported / seconds:,.0f} posts/s, "
+              f"peak {peak:.0f} MiB", flush=True)
+        run_sql("VACUUM ANALYZE", env)
+
+        import django
+
+        os.environ["DJANGO_SETTINGS_MODULE"] = "bench_settings"
+        django.setup()
+        from django.contrib.auth.models import User
+        from django.db import connection
+        from django.test import Client
+
+        from posts.models import Post, Tag
+
+        admin = User.objects.create_superuser("bench", password="bench-password-123")
+        login = Client()
+        login.force_login(admin)
+        session_key = login.cookies["sessionid"].value
+        popular = Tag.objects.order_by("-post_count").first()
+        rare = Tag.objects.get(name=RARE_TAG)
+        published = Post.objects.published()
+        rng = random.Random(size)
+        ids = list(published.order_by("-id").values_list("id", flat=True)[:1])
+        top = ids[0]
+        sample = set(rng.randrange(1, top) for _ in range(400))
+        random_slugs = list(published.filter(pk__in=sample).values_list("slug", flat=True))[:100]
+        rich = "/posts/bench-rich-post/"
+        pages = {
+            "article, 20 tags": {"paths": [rich], "naive": f"/bench/naive{rich}"},
+            "article, random": {"paths": [f"/posts/{slug}/" for slug in random_slugs]},
+            "home, first page": {"paths": ["/"], "naive": "/bench/naive/"},
+            "home, last page": {"paths": ["/?page=last"]},
+            "popular tag, first page": {"paths": [popular.get_absolute_url()]},
+            "popular tag, last page": {"paths": [f"{popular.get_absolute_url()}?page=last"]},
+            "rare tag, first page": {"paths": [rare.get_absolute_url()]},
+            "rare tag, last page": {"paths": [f"{rare.get_absolute_url()}?page=last"]},
+            "admin posts list": {"paths": ["/admin/posts/post/"], "login": True},
+            "review queue": {"paths": ["/review/"], "login": True},
+        }
+        inspected = inspect_pages(pages, session_key)
+        connection.close_pool()
+
+        port = free_port()
+        log = Path(tempfile.gettempdir()) / f"alphanode-bench-gunicorn-{size}.log"
+        gunicorn = start_gunicorn(port, env, log)
+        base = f"http://127.0.0.1:{port}"
+        wrk(base, ["/bench/hello/"], 2, options.connections)  # warm up
+        hello = wrk(base, ["/bench/hello/"], options.duration, options.connections)
+        result["pages"] = {}
+        for name, page in pages.items():
+            headers = {"Cookie": f"sessionid={session_key}"} if page.get("login") else None
+            run = wrk(base, page["paths"], options.duration, options.connections, headers)
+            hello_after = wrk(base, ["/bench/hello/"], options.duration, options.connections)
+            ceiling = (hello.rps + hello_after.rps) / 2
+            hello = hello_after
+            entry = {
+                **dataclasses.asdict(run), "rps": round(run.rps, 1),
+                "ceiling_rps": round(ceiling, 1), "ratio_to_ceiling": round(run.rps / ceiling, 4),
+                "queries": inspected[name]["queries"], "plans": inspected[name]["plans"],
+            }
+            if page.get("naive"):
+                naive = wrk(base, [page["naive"]], options.duration, options.connections)
+                entry["naive_rps"] = round(naive.rps, 1)
+                entry["optimized_over_naive"] = round(run.rps / naive.rps, 2)
+            result["pages"][name] = entry
+            print(f"  {name}: {run.rps:,.0f} req/s ({run.rps / ceiling:.1%} of {ceiling:,.0f}), "
+                  f"p95 {run.p95_ms:.1f} ms, {entry['queries']} queries"
+                  + (f", {entry['optimized_over_naive']}x naive" if page.get("naive") else "")
+                  + (f", {run.errors} errors" if run.errors else ""), flush=True)
+        return result
+    finally:
+        if gunicorn is not None:
+            stop(gunicorn)
+        servers.stop_servers()
+
+
+def run_sql(sql, env):
+    subprocess.run(
+        [sys.executable, "manage.py", "dbshell", "--", "-c", sql], cwd=ROOT, env=env,
+        check=True, capture_output=True,
+    )
+
+
+def print_table(results):
+    sizes = [result["size"] for result in results]
+    names = list(results[0]["pages"])
+    header = f"{'page':26}" + "".join(
+        f" | {size:>9,} req/s  %ceil   p50    p95    p99  q" for size in sizes
+    )
+    print("\n" + header)
+    print("-" * len(header))
+    for name in names:
+        line = f"{name:26}"
+        for result in results:
+            page = result["pages"][name]
+            line += (f" | {page['rps']:>15,.0f} {page['ratio_to_ceiling']:6.1%} "
+                     f"{page['p50_ms']:6.1f} {page['p95_ms']:6.1f} {page['p99_ms']:6.1f} "
+                     f"{page['queries']:2}")
+        print(line)
+    for result in results:
+        for name, page in result["pages"].items():
+            for plan in page["plans"]:
+                for problem in plan["problems"]:
+                    print(f"PLAN PROBLEM at {result['size']:,}: {name}: {problem}: "
+                          f"{plan['sql'][:120]}")
+
+
+def ratios(results):
+    """Return the 1M/10k-style ratios between the largest and smallest size."""
+    if len(results) < 2:
+        return {}
+    small, large = results[0], results[-1]
+    out = {}
+    for name in small["pages"]:
+        a, b = small["pages"][name], large["pages"][name]
+        out[name] = {
+            "p95_large_over_small": round(b["p95_ms"] / max(a["p95_ms"], 1e-3), 2),
+            "rps_large_over_small": round(b["rps"] / a["rps"], 2),
+            "same_queries": a["queries"] == b["queries"],
+        }
+    return out
+
+
+def chart(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results[0]["pages"])
+    width = 0.8 / len(results)
+    figure, axis = plt.subplots(figsize=(11, 5))
+    for index, result in enumerate(results):
+        axis.bar([n + index * width for n in range(len(names))],
+                 [result["pages"][name]["p95_ms"] for name in names], width,
+                 label=f"{result['size']:,} posts")
+    axis.set_xticks([n + width * (len(results) - 1) / 2 for n in range(len(names))])
+    axis.set_xticklabels(names, rotation=30, ha="right")
+    axis.set_ylabel("p95 latency (ms), wrk -t2 -c8, 2 gunicorn workers")
+    axis.set_title("alphanode: p95 per page by database size")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000",
+                        help="Comma-separated post counts (default 10000; the full run is "
+                        "--sizes 10000,1000000, about an hour here).")
+    parser.add_argument("--duration", type=int, default=5, help="Seconds per wrk run.")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    try:
+        sizes = [int(size) for size in options.sizes.split(",")]
+    except ValueError:
+        sys.exit(f"--sizes {options.sizes!r}: expected comma-separated whole numbers")
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: install it with `apt-get install -y wrk`.")
+    if options.one_size is not None:
+        # One size per process: Django reads its database settings once.
+        result = bench_size(options.one_size, options)
+        Path(options.output).write_text(json.dumps(result))
+        return
+    started_at = datetime.datetime.now(datetime.UTC)
+    results = []
+    for size in sizes:
+        with tempfile.NamedTemporaryFile(suffix=".json") as output:
+            subprocess.run(
+                [sys.executable, __file__, f"--one-size={size}", f"--output={output.name}",
+                 f"--duration={options.duration}", f"--connections={options.connections}"],
+                check=True,
+            )
+            results.append(json.loads(Path(output.name).read_text()))
+    report = {
+        "started": started_at.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": " ".join([".venv/bin/python", "bench/site_bench.py", *sys.argv[1:]]),
+        "wrk": f"wrk -t2 -c{options.connections} -d{options.duration}s",
+        "results": results,
+        "ratios": ratios(results),
+    }
+    print_table(results)
+    for name, ratio in report["ratios"].items():
+        print(f"{name}: p95 {results[-1]['size']:,}/{results[0]['size']:,} = "
+              f"{ratio['p95_large_over_small']}, same queries: {ratio['same_queries']}")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    for name in ("latest.json", f"{stamp}-{'-'.join(map(str, sizes))}.json"):
+        (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
+    chart(results, RESULTS / "p95.png")
+    print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'p95.png'}")
+    if sizes == [10_000]:
+        print("The million-post run: .venv/bin/python bench/site_bench.py "
+              "--sizes 10000,1000000 (about an hour on 2 cores).")
+
+
+def machine():
+    """Return what the figures were measured on."""
+    cpus = os.cpu_count()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    python = sys.version.split()[0]
+    return f"{cpus} cores ({model}), {memory:.0f} GiB, {sys.platform}, Python {python}"
+
+
+if __name__ == "__main__":
+    main()
