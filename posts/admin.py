@@ -10,6 +10,7 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Exists, OuterRef
@@ -296,6 +297,15 @@ class PostAdmin(admin.ModelAdmin):
         ("Provenance", {"fields": PROVENANCE_FIELDS}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
+
+    def action_checkbox(self, obj):
+        # Django renders this widget through the form template engine, once per row: a third
+        # of the changelist's time. The same markup, formatted directly.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            ACTION_CHECKBOX_NAME, obj.pk, obj,
+        )
 
     def get_queryset(self, request):
         # The list shows the revision; the change page also shows who raised the flag.

@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
+    Exists,
     F,
     OuterRef,
     QuerySet,
@@ -475,6 +476,9 @@ def refresh_similar(
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+    # Rows naming a post deleted behind Django's back (the table has no foreign keys).
+    SimilarPost.objects.exclude(Exists(Post.objects.filter(pk=OuterRef("post_id")))).delete()
+    SimilarPost.objects.exclude(Exists(Post.objects.filter(pk=OuterRef("similar_id")))).delete()
     Counter.objects.filter(name=REFRESH_POSITION).delete()
     return done
 

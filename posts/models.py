@@ -517,12 +517,18 @@ class SimilarPost(models.Model):
     """
 
     pk = models.CompositePrimaryKey("post", "similar")
-    # No single-column index on post: the primary key (post, similar) serves it.
+    # Derived rows, so no foreign-key constraints in the database: each import batch writes
+    # 16 of them per post, and checking each would key-share-lock a post row. Deletes through
+    # Django still cascade; a row left dangling by raw SQL is invisible (every read joins the
+    # posts) and the next refresh_similar drops it. No single-column index on post: the
+    # primary key (post, similar) serves it.
     post = models.ForeignKey(
-        Post, on_delete=models.CASCADE, related_name="similar_links", db_index=False
+        Post, on_delete=models.CASCADE, related_name="similar_links", db_index=False,
+        db_constraint=False,
     )
     similar = models.ForeignKey(
-        Post, on_delete=models.CASCADE, related_name="similar_entries", db_index=False
+        Post, on_delete=models.CASCADE, related_name="similar_entries", db_index=False,
+        db_constraint=False,
     )
     score = models.FloatField(help_text="Sum of the rarity weights of the tags both posts carry.")
 

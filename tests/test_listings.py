@@ -5,6 +5,7 @@ import datetime
 import io
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -366,3 +367,84 @@ def test_deleting_a_post_refills_the_lists_that_named_it(admin_client):
     remaining = set(SimilarPost.objects.filter(post=post).values_list("similar_id", flat=True))
     assert len(remaining) == 8
     assert remaining <= {p.pk for p in others}
+
+
+# Commands.
+
+
+def test_refresh_similar_recomputes_every_list(settings):
+    import_records(list(generate_records(60, seed=46)))
+    expected = stored_lists()
+    SimilarPost.objects.all().delete()
+    out = io.StringIO()
+
+    call_command("refresh_similar", "--batch-size=7", "--workers=0", stdout=out, stderr=out)
+
+    assert "recomputed the similar posts of 60 posts" in out.getvalue()
+    assert set(stored_lists()) == set(expected)
+    assert derived.refresh_position() is None  # a finished run leaves nothing to resume
+
+
+def test_refresh_similar_resumes_after_an_interruption(monkeypatch):
+    import_records(list(generate_records(30, seed=47)))
+    SimilarPost.objects.all().delete()
+    ids = sorted(Post.objects.values_list("pk", flat=True))
+    real = derived.compute_similar
+    calls, failed = [], []
+
+    def failing_third_batch(post_ids):
+        calls.append(list(post_ids))
+        if len(calls) == 3 and not failed:
+            failed.append(True)
+            raise ConnectionError("the database went away")
+        real(post_ids)
+
+    monkeypatch.setattr(derived, "compute_similar", failing_third_batch)
+    with pytest.raises(ConnectionError):
+        call_command("refresh_similar", "--batch-size=5", "--workers=0", stdout=io.StringIO(),
+                     stderr=io.StringIO())
+    assert derived.refresh_position() == ids[9]  # two batches of 5 finished
+
+    calls.clear()
+    err = io.StringIO()
+    call_command("refresh_similar", "--batch-size=5", "--workers=0", stdout=io.StringIO(),
+                 stderr=err)
+
+    assert f"Resuming after post id {ids[9]}: 20 posts to go." in err.getvalue()
+    assert calls[0][0] == ids[10]  # the finished batches were not redone
+    expected = {pk for pk, ranked in derived.rank_similar(ids).items() if ranked}
+    assert set(stored_lists()) == expected  # every list is there: those of both runs
+
+
+@pytest.mark.parametrize("option", ["--batch-size=0", "--workers=-1"])
+def test_refresh_similar_refuses_bad_options(option):
+    with pytest.raises(CommandError, match="must be"):
+        call_command("refresh_similar", option, stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_recount_posts_command():
+    PostFactory.create_batch(2, tag_count=1)
+    Tag.objects.update(post_count=0)
+    out = io.StringIO()
+
+    call_command("recount_posts", stdout=out)
+
+    assert out.getvalue() == "recounted: 2 published posts\n"
+    assert stored_counts() == true_counts()
+
+
+def test_refresh_similar_drops_rows_of_posts_deleted_behind_djangos_back():
+    from django.db import connection
+
+    posts = PostFactory.create_batch(3, tag_count=1)
+    with connection.cursor() as cursor:  # hand-written SQL: no cascade to the derived rows
+        cursor.execute("DELETE FROM posts_posttag WHERE post_id = %s", [posts[0].pk])
+        cursor.execute("DELETE FROM posts_revision WHERE post_id = %s", [posts[0].pk])
+        cursor.execute("DELETE FROM posts_section WHERE post_id = %s", [posts[0].pk])
+        cursor.execute("DELETE FROM posts_post WHERE id = %s", [posts[0].pk])
+
+    call_command("refresh_similar", "--workers=0", stdout=io.StringIO(), stderr=io.StringIO())
+
+    remaining = SimilarPost.objects.values_list("post_id", "similar_id")
+    assert posts[0].pk not in {pk for pair in remaining for pk in pair}
+    assert set(remaining) == {(posts[1].pk, posts[2].pk), (posts[2].pk, posts[1].pk)}

@@ -71,6 +71,7 @@ class Migration(migrations.Migration):
                 (
                     "post",
                     models.ForeignKey(
+                        db_constraint=False,
                         db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="similar_links",
@@ -80,6 +81,7 @@ class Migration(migrations.Migration):
                 (
                     "similar",
                     models.ForeignKey(
+                        db_constraint=False,
                         db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="similar_entries",
