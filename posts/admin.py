@@ -6,15 +6,10 @@ tag links' autocomplete widgets render their selected tag from the row instead o
 Publishing and the review steps are set-based actions (posts/review.py) that record history.
 """
 
-import json
-
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Exists, OuterRef
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from posts import derived
@@ -36,6 +31,7 @@ from posts.models import (
     Tag,
     TagKind,
 )
+from posts.pagination import CappedCountPaginator
 from posts.review import (
     ReviewError,
     clear_flags,
@@ -63,19 +59,6 @@ def action_reason(request):
     except ValueError:
         index = 0
     return reasons[index] if 0 <= index < len(reasons) else ""
-
-
-def estimated_rows(queryset) -> int:
-    """Return the database's estimate of how many rows `queryset` has (PostgreSQL; else 0)."""
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return 0
-    sql, params = queryset.order_by().query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def posts_changed(count, what):
@@ -119,27 +102,6 @@ class CodeLanguageFilter(admin.SimpleListFilter):
         if self.value() is None:
             return queryset
         return queryset.filter(code_language=self.value())
-
-
-class CappedCountPaginator(Paginator):
-    """A paginator that counts at most COUNT_CAP rows, and estimates beyond.
-
-    Counting a million posts on every changelist load is the slow part of Django's admin at
-    scale; past the cap the count is PostgreSQL's estimate for the same query, and the admin
-    says "about".
-    """
-
-    COUNT_CAP = 10_000
-
-    estimated = False  # whether count is an estimate
-
-    @cached_property
-    def count(self):
-        exact = self.object_list.order_by()[: self.COUNT_CAP + 1].count()
-        if exact <= self.COUNT_CAP:
-            return exact
-        self.estimated = True
-        return max(estimated_rows(self.object_list), exact)
 
 
 class RevisionStatusFilter(admin.ChoicesFieldListFilter):

@@ -7,12 +7,16 @@ page plus one row, so page 50,000 costs what page 1 costs. Old `?page=N` links r
 cursor of the same place (one offset scan, then the CDN caches the redirect).
 """
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import Q, QuerySet
+from django.utils.functional import cached_property
 
 NEWER, OLDER = "newer", "older"
 CURSOR = re.compile(r"(?P<micros>\d{1,19})-(?P<id>\d{1,19})")
@@ -148,3 +152,37 @@ def legacy_cursor(seeker: Seeker, page: int, size: int) -> Cursor | None:
     """Return the cursor after which old page number `page` starts, None if there is none."""
     rows = seeker(Position(), (page - 1) * size - 1, 1)
     return Cursor.of(rows[0]) if rows else None
+
+
+def estimated_rows(queryset) -> int:
+    """Return the database's estimate of how many rows `queryset` has (PostgreSQL; else 0)."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return 0
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator that counts at most COUNT_CAP rows, and estimates beyond.
+
+    Counting a million posts on every load is the slow part of Django's admin and of the review
+    queue at scale; past the cap the count is PostgreSQL's estimate for the same query, and the
+    page says "about".
+    """
+
+    COUNT_CAP = 10_000
+
+    estimated = False  # whether count is an estimate
+
+    @cached_property
+    def count(self):
+        exact = self.object_list.order_by()[: self.COUNT_CAP + 1].count()
+        if exact <= self.COUNT_CAP:
+            return exact
+        self.estimated = True
+        return max(estimated_rows(self.object_list), exact)

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import InvalidPage, Paginator
+from django.core.paginator import InvalidPage
 from django.http import (
     Http404,
     HttpResponse,
@@ -16,7 +16,15 @@ from django.views.decorators.http import require_POST
 
 from posts import derived, review
 from posts.models import Post, PostTag, Tag, TagRole, load_stack_tags
-from posts.pagination import NEWER, BadPosition, Position, legacy_cursor, page_at, seek
+from posts.pagination import (
+    NEWER,
+    BadPosition,
+    CappedCountPaginator,
+    Position,
+    legacy_cursor,
+    page_at,
+    seek,
+)
 
 # What each page action needs and does: (permission, function, message).
 REVIEW_ACTIONS = {
@@ -29,7 +37,7 @@ REVIEW_PERMISSIONS = ("posts.flag_post", "posts.review_post")
 
 def paginate(request, queryset):
     """Return the requested page of `queryset`; a bad or out-of-range page number is a 404."""
-    paginator = Paginator(queryset, settings.POSTS_PER_PAGE)
+    paginator = CappedCountPaginator(queryset, settings.POSTS_PER_PAGE)
     try:
         return paginator.page(request.GET.get("page", 1))
     except InvalidPage as error:
