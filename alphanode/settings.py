@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+import jinja2
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -106,8 +107,28 @@ WSGI_APPLICATION = "alphanode.wsgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The site's own pages (templates/): Jinja2, see alphanode/jinja2.py for why.
+        "BACKEND": "alphanode.jinja2.Jinja2",
         "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "environment": "alphanode.jinja2.environment",
+            "context_processors": [
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+            ],
+            # A misspelt variable fails loudly in tests and development; in production it
+            # renders empty rather than turning a page into a 500.
+            "undefined": jinja2.StrictUndefined if DEBUG or TESTING else jinja2.Undefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+        },
+    },
+    {
+        # The admin and the debug toolbar (their apps' templates; posts/templates/admin).
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
