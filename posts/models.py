@@ -363,9 +363,12 @@ class Post(models.Model):
             # The admin's list: every post, newest first, and its date hierarchy.
             models.Index(fields=["-published_at", "-id"], name="post_newest_idx"),
             models.Index(fields=["code_language"], name="post_code_language_idx"),
-            # The review queue: flagged posts, oldest flag first.
+            # The review queue: flagged posts, oldest flag first, flags from imports (no date)
+            # before them, as flagged() orders: a plain ascending index puts NULLs last, and
+            # the queue then sorted every flagged post per page.
             models.Index(
-                fields=["flagged_at", "id"],
+                F("flagged_at").asc(nulls_first=True),
+                "id",
                 name="post_review_queue_idx",
                 condition=Q(needs_human_review=True),
             ),
