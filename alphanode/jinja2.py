@@ -11,12 +11,31 @@ from django.template.backends import jinja2 as django_jinja2
 from django.templatetags.static import static
 from django.test.signals import template_rendered
 from django.urls import reverse
+from django.utils import timezone
 from jinja2 import Environment
 
 
 def url(name, *args, **kwargs):
     """Return reverse(name, args=args, kwargs=kwargs), as {% url %} does."""
     return reverse(name, args=args or None, kwargs=kwargs or None)
+
+
+def iso_datetime(value):
+    """Return `value` in the current time zone as ISO 8601, like Django's date:"c"."""
+    return timezone.localtime(value).isoformat() if value else ""
+
+
+def strftime(value, pattern):
+    """Return `value` (in the current time zone) formatted with strftime `pattern`.
+
+    Django's date filter goes through its localization machinery on every call: a third of a
+    list page's rendering time for two dates per card.
+    """
+    if not value:
+        return ""
+    if hasattr(value, "tzinfo") and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return value.strftime(pattern)
 
 
 def environment(**options):
@@ -29,6 +48,8 @@ def environment(**options):
         yesno=defaultfilters.yesno,
         pluralize=defaultfilters.pluralize,
         intcomma=lambda value: f"{value:,}",
+        iso_datetime=iso_datetime,
+        strftime=strftime,
     )
     return env
 

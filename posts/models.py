@@ -364,8 +364,9 @@ class Post(models.Model):
             models.Index(fields=["-published_at", "-id"], name="post_newest_idx"),
             models.Index(fields=["code_language"], name="post_code_language_idx"),
             # The review queue: flagged posts, oldest flag first, flags from imports (no date)
-            # before them, as flagged() orders: a plain ascending index puts NULLs last, and
-            # the queue then sorted every flagged post per page.
+            # before them, as flagged() orders: a plain ascending index puts NULLs last on
+            # PostgreSQL, and the queue then sorted every flagged post per page. Created by
+            # migration 0005 (SQLite cannot declare NULLS FIRST, and needs no such index).
             models.Index(
                 F("flagged_at").asc(nulls_first=True),
                 "id",
