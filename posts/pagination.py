@@ -7,14 +7,12 @@ page plus one row, so page 50,000 costs what page 1 costs. Old `?page=N` links r
 cursor of the same place (one offset scan, then the CDN caches the redirect).
 """
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
@@ -154,35 +152,21 @@ def legacy_cursor(seeker: Seeker, page: int, size: int) -> Cursor | None:
     return Cursor.of(rows[0]) if rows else None
 
 
-def estimated_rows(queryset) -> int:
-    """Return the database's estimate of how many rows `queryset` has (PostgreSQL; else 0)."""
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return 0
-    sql, params = queryset.order_by().query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
 class CappedCountPaginator(Paginator):
-    """A paginator that counts at most COUNT_CAP rows, and estimates beyond.
+    """A paginator that counts at most COUNT_CAP + 1 rows.
 
-    Counting a million posts on every load is the slow part of Django's admin and of the review
-    queue at scale; past the cap the count is PostgreSQL's estimate for the same query, and the
-    page says "about".
+    Counting every match on every load is the slow part of Django's admin and of the review
+    queue at a million posts. Past the cap the page says "more than 10,000" and links the
+    pages up to there; filters and search narrow the rest. One query, like a full count.
     """
 
     COUNT_CAP = 10_000
 
-    estimated = False  # whether count is an estimate
-
     @cached_property
     def count(self):
-        exact = self.object_list.order_by()[: self.COUNT_CAP + 1].count()
-        if exact <= self.COUNT_CAP:
-            return exact
-        self.estimated = True
-        return max(estimated_rows(self.object_list), exact)
+        return self.object_list.order_by()[: self.COUNT_CAP + 1].count()
+
+    @property
+    def capped(self):
+        """Whether there are more rows than the count says."""
+        return self.count > self.COUNT_CAP
