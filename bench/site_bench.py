@@ -394,6 +394,59 @@ def ratios(results):
     return out
 
 
+def markdown(report):
+    """Return the report as the Markdown tables of docs/performance.md."""
+    results = report["results"]
+    lines = [
+        f"Run of {report['started']} on {report['machine']}; `{report['command']}`, each page "
+        f"`{report['wrk']}`.",
+        "",
+        "| size | import_posts | peak memory | refresh_similar |",
+        "| --- | --- | --- | --- |",
+    ]
+    for result in results:
+        imported, refresh = result["import"], result.get("refresh_similar")
+        lines.append(
+            f"| {result['size']:,} | {imported['seconds']} s, {imported['posts_per_second']:,} "
+            f"posts/s | {imported['peak_mib']} MiB | "
+            + (f"{refresh['seconds']} s, {refresh['posts_per_second']:,} posts/s |"
+               if refresh else "not measured |")
+        )
+    header = "| page |" + "".join(
+        f" {r['size']:,}: req/s | % of ceiling | p50 / p95 / p99 ms | queries |" for r in results
+    )
+    lines += ["", header, "|" + " --- |" * (1 + 4 * len(results))]
+    for name in results[0]["pages"]:
+        row = f"| {name} |"
+        for result in results:
+            page = result["pages"][name]
+            row += (f" {page['rps']:,.0f} | {page['ratio_to_ceiling']:.1%} | "
+                    f"{page['p50_ms']:.1f} / {page['p95_ms']:.1f} / {page['p99_ms']:.1f} | "
+                    f"{page['queries']} |")
+        lines.append(row)
+    naive = [
+        f"{name} at {result['size']:,}: {page['optimized_over_naive']}x the naive version's "
+        f"req/s ({page['naive_rps']:,.0f})"
+        for result in results for name, page in result["pages"].items()
+        if "naive_rps" in page
+    ]
+    lines += ["", "Optimized over naive: " + "; ".join(naive) + "."]
+    if report.get("ratios"):
+        lines += ["", "| page | p95 largest / smallest size | same queries |",
+                  "| --- | --- | --- |"]
+        for name, ratio in report["ratios"].items():
+            lines.append(f"| {name} | {ratio['p95_large_over_small']} | "
+                         f"{'yes' if ratio['same_queries'] else 'no'} |")
+    problems = [
+        f"- {result['size']:,}, {name}: {problem}"
+        for result in results for name, page in result["pages"].items()
+        for plan in page["plans"] for problem in plan["problems"]
+    ]
+    lines += ["", "Plan problems (sequential scans of tables over 10,000 rows, sorts on disk): "
+              + ("none." if not problems else ""), *problems]
+    return "\n".join(lines) + "\n"
+
+
 def chart(results, path):
     import matplotlib
 
@@ -423,6 +476,8 @@ def main():
                         "--sizes 10000,1000000, about an hour here).")
     parser.add_argument("--duration", type=int, default=5, help="Seconds per wrk run.")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
+    parser.add_argument("--report", metavar="JSON",
+                        help="Only print and write the tables and chart of a finished run.")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -432,6 +487,14 @@ def main():
         sys.exit(f"--sizes {options.sizes!r}: expected comma-separated whole numbers")
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: install it with `apt-get install -y wrk`.")
+    if options.report is not None:
+        # Re-render the table, Markdown and chart of a finished run.
+        report = json.loads(Path(options.report).read_text())
+        print_table(report["results"])
+        chart(report["results"], RESULTS / "p95.png")
+        (RESULTS / "latest.md").write_text(markdown(report))
+        print(f"wrote {RESULTS / 'latest.md'} and {RESULTS / 'p95.png'}")
+        return
     if options.one_size is not None:
         # One size per process: Django reads its database settings once.
         result = bench_size(options.one_size, options)
@@ -464,6 +527,7 @@ def main():
     for name in ("latest.json", f"{stamp}-{'-'.join(map(str, sizes))}.json"):
         (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
     chart(results, RESULTS / "p95.png")
+    (RESULTS / "latest.md").write_text(markdown(report))
     print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'p95.png'}")
     if sizes == [10_000]:
         print("The million-post run: .venv/bin/python bench/site_bench.py "
