@@ -424,6 +424,14 @@ def markdown(report):
                     f"{page['p50_ms']:.1f} / {page['p95_ms']:.1f} / {page['p99_ms']:.1f} | "
                     f"{page['queries']} |")
         lines.append(row)
+    lines += ["", "| page |" + "".join(f" {r['size']:,}: each query, EXPLAIN ANALYZE ms |"
+                                        for r in results),
+              "|" + " --- |" * (1 + len(results))]
+    for name in results[0]["pages"]:
+        lines.append(f"| {name} |" + "".join(
+            " " + " + ".join(f"{plan['ms']:.2f}" for plan in r["pages"][name]["plans"]) + " |"
+            for r in results
+        ))
     naive = [
         f"{name} at {result['size']:,}: {page['optimized_over_naive']}x the naive version's "
         f"req/s ({page['naive_rps']:,.0f})"
