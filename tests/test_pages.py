@@ -200,3 +200,23 @@ def test_meta_box_renders_lists_and_flags(client):
     ]
     entities = meta[meta.index("entities") + 1 : meta.index("image sources")]
     assert entities == ["name: area 0", "type: area", "name: area 1", "type: area"]
+
+
+def test_reader_templates_announce_a_django_context(client):
+    # The debug toolbar's templates panel reads context.dicts from this signal (make demo).
+    from django.template import Context
+    from django.test.signals import template_rendered
+
+    sent = []
+
+    def receiver(sender, template, context, **kwargs):
+        sent.append(context)
+
+    template_rendered.connect(receiver)
+    try:
+        client.get(reverse("posts:list"))
+    finally:
+        template_rendered.disconnect(receiver)
+
+    assert sent and all(isinstance(context, Context) for context in sent)
+    assert "page" in sent[0].flatten()
