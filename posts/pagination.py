@@ -17,8 +17,10 @@ from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
 NEWER, OLDER = "newer", "older"
-CURSOR = re.compile(r"(?P<micros>\d{1,19})-(?P<id>\d{1,19})")
+CURSOR = re.compile(r"(?P<micros>[0-9]{1,19})-(?P<id>[0-9]{1,19})")
+PAGE_NUMBER = re.compile(r"[0-9]{1,7}")
 MAX_LEGACY_PAGE = 10**6
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint
 
 
 class BadPosition(ValueError):
@@ -49,7 +51,10 @@ class Cursor:
             at = datetime.fromtimestamp(micros // 10**6, UTC).replace(microsecond=micros % 10**6)
         except (OverflowError, OSError, ValueError):
             raise BadPosition(f"{text[:40]!r} names a date out of range.") from None
-        return cls(at, int(match["id"]))
+        post_id = int(match["id"])
+        if post_id > MAX_ID:
+            raise BadPosition(f"{text[:40]!r} names a post id out of range.")
+        return cls(at, post_id)
 
     def __str__(self):
         delta = self.at - datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,7 +89,8 @@ class Position:
             return cls()
         if page == "last":
             return cls(NEWER)
-        if not page.isdigit() or not 1 <= int(page) <= MAX_LEGACY_PAGE:
+        # Not str.isdigit(): it accepts "²", which int() refuses.
+        if not PAGE_NUMBER.fullmatch(page) or not 1 <= int(page) <= MAX_LEGACY_PAGE:
             raise BadPosition(
                 f"Page {page[:20]!r} does not exist; expected a page number from 1 or \"last\"."
             )

@@ -109,6 +109,10 @@ def test_latest_posts_lists_newest_first(client):
     [
         ({"page": "0"}, "expected a page number from 1"),
         ({"page": "abc"}, "expected a page number from 1"),
+        ({"page": "²"}, "expected a page number from 1"),
+        ({"after": "\u0661\u0662-\u0661"}, "is not a page cursor"),  # Arabic-Indic digits
+        ({"after": "1-1\x00"}, "is not a page cursor"),
+        ({"after": "1767225600000000-9999999999999999999"}, "post id out of range"),
         ({"page": "99"}, "No page 99: the list is shorter."),
         ({"after": "yesterday"}, "is not a page cursor"),
         ({"before": "9999999999999999999-1"}, "names a date out of range"),
