@@ -136,9 +136,12 @@ def after_batch_write(post_ids, before: Contribution) -> None:
     """
     post_ids = list(post_ids)
     after = contribution(post_ids)
-    compute_similar(post_ids)
+    # Counts first: the lists' rarity weights must include the batch itself (a first import
+    # would otherwise weigh every tag 0). Under the lock, so no other writer's enter/trim is
+    # waiting on the rows compute_similar replaces while this one waits for the lock.
     take_lock()
     apply_counts(before, after)
+    compute_similar(post_ids)
     enter_lists(post_ids)
 
 
@@ -172,8 +175,12 @@ def deleting_posts(post_ids):
 
 def refill_lists_holding(post_ids) -> None:
     """Recompute the similar lists that name any of `post_ids` (e.g. they were unpublished)."""
+    post_ids = list(post_ids)
+    if not post_ids:
+        return
     holders = list(
-        SimilarPost.objects.filter(similar_id__in=list(post_ids))
+        SimilarPost.objects.filter(similar_id__in=post_ids)
+        .exclude(post_id__in=post_ids)
         .values_list("post_id", flat=True)
         .distinct()
     )

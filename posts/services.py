@@ -266,6 +266,12 @@ def write_posts(
         ),
     )
     derived.after_batch_write(ids.values(), before)
+    # Lists that named a post this batch took off the site are recomputed without it.
+    derived.refill_lists_holding(
+        ids[record.source_id]
+        for record in records
+        if record.source_id in existing and record.status != STATUS_PUBLISHED
+    )
 
 
 def upsert_posts(records: list[PostRecord], digests: dict[str, str]) -> dict[str, int]:

@@ -46,8 +46,8 @@ def paginate(request, queryset):
         ) from None
 
 
-def keyset_list(request, seeker, template, context):
-    """Render the page of a newest-first list that the query string asks for.
+def keyset_list(request, seeker, template, context, total):
+    """Render the page of a newest-first list of `total` posts that the query string asks for.
 
     Old ?page=N links and a ?before= that reaches the newest posts redirect; a cursor or
     page that cannot be read is a 404 saying what was expected.
@@ -60,10 +60,14 @@ def keyset_list(request, seeker, template, context):
     if position.legacy_page is not None:
         if position.legacy_page == 1:
             return HttpResponsePermanentRedirect(request.path)
-        cursor = legacy_cursor(seeker, position.legacy_page, size)
+        # Past the stored count, no offset scan; a temporary redirect, since the place an
+        # old page number names moves as posts are published.
+        cursor = None
+        if position.legacy_page <= -(-total // size):
+            cursor = legacy_cursor(seeker, position.legacy_page, size)
         if cursor is None:
             raise Http404(f"No page {position.legacy_page}: the list is shorter.")
-        return HttpResponsePermanentRedirect(f"{request.path}?after={cursor}")
+        return HttpResponseRedirect(f"{request.path}?after={cursor}")
     page = page_at(seeker, position, size)
     if position.cursor is not None and (
         not page.object_list or (position.direction == NEWER and page.newer is None)
@@ -80,9 +84,8 @@ def post_list(request):
         posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
         return load_stack_tags(list(posts[offset : offset + limit]))
 
-    return keyset_list(
-        request, seeker, "posts/post_list.html", {"total": derived.listed_post_count()}
-    )
+    total = derived.listed_post_count()
+    return keyset_list(request, seeker, "posts/post_list.html", {"total": total}, total)
 
 
 def tag_detail(request, slug):
@@ -96,7 +99,7 @@ def tag_detail(request, slug):
                      position)
         return load_stack_tags(list(posts[offset : offset + limit]))
 
-    return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag})
+    return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag}, tag.post_count)
 
 
 def post_detail(request, slug):

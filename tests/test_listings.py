@@ -82,8 +82,9 @@ def listing_urls(client, url):
 def thirteen_posts(settings):
     settings.POSTS_PER_PAGE = 5
     now = timezone.now()
-    # Two posts share a publication date: the id breaks the tie.
-    dates = [now - datetime.timedelta(hours=n) for n in [*range(12), 3]]
+    # Two posts share a publication date, 5th and 6th newest: the id breaks the tie across
+    # the boundary of the first two pages.
+    dates = [now - datetime.timedelta(hours=n) for n in [*range(12), 4]]
     return [PostFactory(title=f"post {n}", published_at=date, tag_count=1)
             for n, date in enumerate(dates)]
 
@@ -132,7 +133,7 @@ def test_page_links_are_in_the_html(client, thirteen_posts):
 def test_old_page_numbers_redirect_to_the_same_place(client, thirteen_posts, page_number):
     response = client.get("/", {"page": str(page_number)})
 
-    assert response.status_code == 301
+    assert response.status_code == 302  # temporary: the place moves as posts are published
     landed = client.get(response["Location"]).context["page"]
     expected = newest_first(thirteen_posts)[(page_number - 1) * 5 : page_number * 5]
     assert [post.title for post in landed.object_list] == expected
@@ -227,6 +228,8 @@ def test_tag_page_shows_its_stored_count(client):
     for post in PostFactory.create_batch(3, tag_count=0):
         PostTagFactory(post=post, tag=tag)
     assert "3 posts" in client.get(tag.get_absolute_url()).content.decode()
+    Tag.objects.filter(pk=tag.pk).update(post_count=99)  # the page reads it, never counts
+    assert "99 posts" in client.get(tag.get_absolute_url()).content.decode()
 
 
 # Similar posts.
@@ -374,14 +377,19 @@ def test_deleting_a_post_refills_the_lists_that_named_it(admin_client):
 
 def test_refresh_similar_recomputes_every_list(settings):
     import_records(list(generate_records(60, seed=46)))
-    expected = stored_lists()
     SimilarPost.objects.all().delete()
     out = io.StringIO()
 
     call_command("refresh_similar", "--batch-size=7", "--workers=0", stdout=out, stderr=out)
 
     assert "recomputed the similar posts of 60 posts" in out.getvalue()
-    assert set(stored_lists()) == set(expected)
+    ids = list(Post.objects.values_list("pk", flat=True))
+    expected = {
+        post_id: [similar_id for similar_id, _ in ranked]
+        for post_id, ranked in derived.rank_similar(ids).items()
+        if ranked
+    }
+    assert stored_lists() == expected  # the rule, over the final counts
     assert derived.refresh_position() is None  # a finished run leaves nothing to resume
 
 
@@ -448,3 +456,47 @@ def test_refresh_similar_drops_rows_of_posts_deleted_behind_djangos_back():
     remaining = SimilarPost.objects.values_list("post_id", "similar_id")
     assert posts[0].pk not in {pk for pair in remaining for pk in pair}
     assert set(remaining) == {(posts[1].pk, posts[2].pk), (posts[2].pk, posts[1].pk)}
+
+
+@pytest.mark.parametrize("batch_size", [7, 100])
+def test_imported_lists_equal_a_recompute(batch_size):
+    # Into an empty database: the batch's own counts must weigh its lists.
+    import_records(list(generate_records(60, seed=48)), batch_size=batch_size)
+    imported = {post_id: set(similar) for post_id, similar in stored_lists().items()}
+    ids = list(Post.objects.values_list("pk", flat=True))
+
+    derived.compute_similar(ids)
+
+    recomputed = {post_id: set(similar) for post_id, similar in stored_lists().items()}
+    # The same posts have lists, weighed by real counts, and mostly the same entries: lists
+    # written by an earlier batch saw smaller counts (docs/queries.md: how stale they get).
+    assert imported.keys() == recomputed.keys()
+    total = sum(len(entries) for entries in recomputed.values())
+    agreed = sum(len(recomputed[pk] & imported[pk]) for pk in recomputed)
+    assert agreed / total >= 0.6
+    assert all(score > 0 for score in SimilarPost.objects.values_list("score", flat=True))
+
+
+def test_publishing_a_post_with_a_rare_tag_finds_the_one_other_post_carrying_it():
+    old = PostFactory(tag_count=3)
+    PostTagFactory(post=old, tag=TagFactory(name="rare"))
+    PostFactory.create_batch(5, tag_count=3)
+    draft = PostFactory(draft=True, tag_count=3)
+    PostTagFactory(post=draft, tag=TagFactory(name="rare"))
+
+    publish_posts(Post.objects.filter(pk=draft.pk), None)
+
+    best = SimilarPost.objects.filter(post=draft).order_by("-score").first()
+    assert best.similar_id == old.pk
+
+
+def test_an_import_that_unpublishes_a_post_takes_it_off_every_list():
+    records = list(generate_records(30, seed=49))
+    import_records(records)
+    victim = next(r for r in records if r.status == "published")
+    victim_id = Post.objects.get(source_id=victim.source_id).pk
+    assert SimilarPost.objects.filter(similar_id=victim_id).exists()
+
+    import_records([dataclasses.replace(victim, status="draft", published_at=None)])
+
+    assert not SimilarPost.objects.filter(similar_id=victim_id).exists()
