@@ -42,7 +42,6 @@ def environment(**options):
     env = Environment(**options)
     env.globals.update(static=static, url=url)
     env.filters.update(
-        date=defaultfilters.date,
         truncatechars=defaultfilters.truncatechars,
         truncatewords=defaultfilters.truncatewords,
         yesno=defaultfilters.yesno,

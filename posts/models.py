@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import connections, models
-from django.db.models import Exists, F, OuterRef, Prefetch, Q
+from django.db.models import F, Prefetch, Q
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
@@ -151,10 +151,6 @@ class PostQuerySet(models.QuerySet):
                 """
             )
             return [name for (name,) in cursor.fetchall()]
-
-    def with_tag(self, tag):
-        """Posts linked to `tag` in any role, each once."""
-        return self.filter(Exists(PostTag.objects.filter(post=OuterRef("pk"), tag=tag)))
 
     def among_links(self, links):
         """Published posts named by `links`, a sliced PostTag queryset (1 query with it).

@@ -105,7 +105,6 @@ class Page:
     newer: Cursor | None  # link ?before=newer, or None on the first page
     older: Cursor | None  # link ?after=older, or None on the last page
     is_first: bool
-    number: int | None = None  # known only for the first page
 
     @property
     def has_other_pages(self):
@@ -149,7 +148,7 @@ def page_at(seeker: Seeker, position: Position, size: int) -> Page:
     else:
         newer = Cursor.of(rows[0]) if more else None
         older = Cursor.of(rows[-1]) if rows and position.cursor is not None else None
-    return Page(rows, newer, older, position.is_first, 1 if position.is_first else None)
+    return Page(rows, newer, older, position.is_first)
 
 
 def legacy_cursor(seeker: Seeker, page: int, size: int) -> Cursor | None:
