@@ -147,11 +147,19 @@ if DATABASE_URL:
     # The pool owns connection reuse, so Django must not keep connections itself.
     database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
     if database["ENGINE"] == "django.db.backends.postgresql":
-        database.setdefault("OPTIONS", {})["pool"] = {
+        options = database.setdefault("OPTIONS", {})
+        options["pool"] = {
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
             "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
         }
+        if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
+            # Planning a page's query took longer than running it (1.3 ms against 0.7 ms for
+            # the article): a statement run 5 times on a pooled connection is prepared there
+            # and planned once. Needs server-side parameters. Turn off behind a pooler in
+            # transaction mode (PgBouncer < 1.21), which cannot keep prepared statements.
+            options["server_side_binding"] = True
+            options["prepare_threshold"] = 5
 else:
     database = {
         "ENGINE": "django.db.backends.sqlite3",

@@ -21,6 +21,8 @@ def naive_article(request, slug):
     post = get_object_or_404(Post.objects.published(), slug=slug)
     # Each link's tag, the revision, and each similar post are loaded when first touched.
     post.all_tag_links = list(post.tag_links.order_by("role", "position"))
+    post.section_list = list(post.sections.order_by("position"))
+    post.figure_list = list(post.figures.order_by("position"))
     entries = SimilarPost.objects.filter(post=post).order_by("-score")
     similar = [entry.similar for entry in entries]
     similar = [other for other in similar if other.status == "published"][:6]

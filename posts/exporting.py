@@ -17,7 +17,7 @@ def record_from_post(post: Post) -> PostRecord:
         **{name: getattr(post, name) for name in POST_FIELDS},
         sections=tuple(
             SectionRecord(heading=section.heading, paragraphs=tuple(section.paragraphs))
-            for section in post.sections.all()
+            for section in post.section_list
         ),
         checklist=tuple(post.checklist),
         figures=tuple(
@@ -28,7 +28,7 @@ def record_from_post(post: Post) -> PostRecord:
                 placement=figure.placement,
                 section_position=figure.section_position,
             )
-            for figure in post.figures.all()
+            for figure in post.figure_list
         ),
         stack=tuple(tag.name for tag in post.stack),
         tools=tuple(tag.name for tag in post.tools),

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import connections, models
 from django.db.models import F, Prefetch, Q
+from django.db.models.expressions import RawSQL
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
@@ -162,11 +163,18 @@ class PostQuerySet(models.QuerySet):
         return self.published().filter(pk__in=links)
 
     def for_listing(self):
-        """Shape for list pages: the card's columns (1 query); load_stack_tags() adds the tags."""
-        return self.only(
+        """Shape for list pages: the card's columns (1 query); load_stack_tags() adds the tags.
+
+        On PostgreSQL each card's stack tags come in the same query, as a JSON array read
+        from the post's own range of the (post, tag, role) index.
+        """
+        cards = self.only(
             "id", "title", "slug", "summary", "published_at", "difficulty",
             "reading_time", "code_language", "topic",
         )
+        if connections[self.db].vendor == "postgresql":
+            cards = cards.annotate(stack_rows=RawSQL(STACK_TAGS_SQL, [TagRole.STACK.value]))
+        return cards
 
     def for_article_page(self):
         """Shape for the article page: post + revision, tag links, sections, figures (4 queries)."""
@@ -176,8 +184,10 @@ class PostQuerySet(models.QuerySet):
                 queryset=PostTag.objects.select_related("tag").order_by("role", "position"),
                 to_attr="all_tag_links",
             ),
-            Prefetch("sections", queryset=Section.objects.order_by("position")),
-            Prefetch("figures", queryset=ImageSource.objects.order_by("position")),
+            Prefetch("sections", queryset=Section.objects.order_by("position"),
+                     to_attr="section_list"),
+            Prefetch("figures", queryset=ImageSource.objects.order_by("position"),
+                     to_attr="figure_list"),
         )
 
     def for_export(self):
@@ -198,6 +208,19 @@ class PostQuerySet(models.QuerySet):
         )
 
 
+# A card's stack tags as [[name, slug], ...] (PostgreSQL; the outer query is over posts_post).
+# Each tag is read by its primary key: a join let the planner hash the whole tag table once
+# per card.
+STACK_TAGS_SQL = """(
+    SELECT json_agg(
+        (SELECT json_build_array(t.name, t.slug) FROM posts_tag t WHERE t.id = l.tag_id)
+        ORDER BY l.position
+    )
+    FROM posts_posttag l
+    WHERE l.post_id = posts_post.id AND l.role = %s
+)"""
+
+
 @dataclass(frozen=True, slots=True)
 class ListedTag:
     """A tag as a list page shows it: plain values, no model instance (cards show many)."""
@@ -211,11 +234,16 @@ class ListedTag:
 
 
 def load_stack_tags(posts):
-    """Give each of `posts` its stack tags in order as `stack_tags` (1 query); return `posts`.
+    """Give each of `posts` (from for_listing()) its stack tags in order as `stack_tags`;
+    return `posts`. No query on PostgreSQL (the cards brought them), else 1.
 
-    Plain tuples rather than a prefetch_related of model instances: on a list page of 20 cards
+    Plain values rather than a prefetch_related of model instances: on a list page of 20 cards
     the prefetch machinery cost three times the query itself.
     """
+    if posts and hasattr(posts[0], "stack_rows"):
+        for post in posts:
+            post.stack_tags = [ListedTag(name, slug) for name, slug in post.stack_rows or ()]
+        return posts
     tags = defaultdict(list)
     for post_id, name, slug in (
         PostTag.objects.filter(post_id__in=[post.pk for post in posts], role=TagRole.STACK)
@@ -435,13 +463,13 @@ class Post(models.Model):
         """
         after_section = {}
         after = {FigurePlacement.INTRO: [], FigurePlacement.CHECKLIST: []}
-        for figure in self.figures.all():
+        for figure in self.figure_list:
             if figure.placement == FigurePlacement.SECTION:
                 after_section.setdefault(figure.section_position, []).append(figure)
             else:
                 after[figure.placement].append(figure)
         blocks = [("intro", self.intro, after[FigurePlacement.INTRO])]
-        for section in self.sections.all():
+        for section in self.section_list:
             blocks.append(("section", section, after_section.get(section.position, [])))
         if self.checklist:
             blocks.append(("checklist", self.checklist, after[FigurePlacement.CHECKLIST]))

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import InvalidPage
+from django.db import connection
 from django.http import (
     Http404,
     HttpResponse,
@@ -12,9 +13,10 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from posts import derived, review
+from posts import derived, reading, review
 from posts.models import Post, PostTag, Tag, TagRole, load_stack_tags
 from posts.pagination import (
     NEWER,
@@ -78,7 +80,7 @@ def keyset_list(request, seeker, template, context, total):
 
 
 def post_list(request):
-    """Latest published posts (3 queries: total, posts of the page, their stack tags)."""
+    """Latest published posts (2 queries: total, posts of the page with their stack tags)."""
 
     def seeker(position, offset, limit):
         posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
@@ -89,7 +91,7 @@ def post_list(request):
 
 
 def tag_detail(request, slug):
-    """Published posts with one tag (3 queries: tag with its count, posts, their stack tags)."""
+    """Published posts with one tag (2 queries: tag with its count, posts with stack tags)."""
     tag = get_object_or_404(Tag, slug=slug)
 
     def seeker(position, offset, limit):
@@ -102,13 +104,28 @@ def tag_detail(request, slug):
     return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag}, tag.post_count)
 
 
-def post_detail(request, slug):
-    """One article (5 queries for readers: post + revision, tag links, sections, figures,
-    similar posts). Staff also see drafts, why a post is kept out of search engines, and the
-    review form when they may use it."""
-    posts = Post.objects.all() if request.user.is_staff else Post.objects.published()
+def load_article(slug, *, readers_only):
+    """Return (post, similar posts) for the article page of `slug`, or raise Http404.
+
+    One statement on PostgreSQL (posts/reading.py); elsewhere the ORM's 5 queries: post +
+    revision, tag links, sections, figures, similar posts.
+    """
+    count = settings.SIMILAR_POSTS_COUNT
+    if connection.vendor == "postgresql":
+        found = reading.article(slug, readers_only=readers_only, similar=count, now=timezone.now())
+        if found is None:
+            raise Http404("No post has that address.")
+        return found
+    posts = Post.objects.published() if readers_only else Post.objects.all()
     post = get_object_or_404(posts.for_article_page(), slug=slug)
-    similar = Post.objects.published().similar_to(post, settings.SIMILAR_POSTS_COUNT)
+    return post, list(Post.objects.published().similar_to(post, count))
+
+
+def post_detail(request, slug):
+    """One article (1 query for readers on PostgreSQL, see load_article). Staff also see
+    drafts, why a post is kept out of search engines, and the review form when they may use
+    it."""
+    post, similar = load_article(slug, readers_only=not request.user.is_staff)
     noindex_reasons = post.noindex_reasons()
     response = render(
         request,

@@ -1,0 +1,163 @@
+"""The article page's read on PostgreSQL: one statement instead of five.
+
+The page needs the post, its revision, tag links, sections, figures and similar posts. Through
+the ORM (PostQuerySet.for_article_page() and similar_to()) that is five queries, and building
+and compiling them cost more than PostgreSQL spent running them (docs/performance.md). Here
+one statement reads the post and its revision as columns and each list as a JSON array from
+its own index range, and the lists are turned into the same model instances the ORM would
+give, in the attributes for_article_page() fills. Templates and Post's helpers cannot tell
+the two apart; the tests run both and compare (tests/test_pages.py).
+
+Other databases (the SQLite default) use the ORM path; the page is the same, in 5 queries.
+"""
+
+from django.db import connection
+
+from posts.models import (
+    ImageSource,
+    Post,
+    PostTag,
+    PublicationStatus,
+    Revision,
+    Section,
+    SimilarPost,
+    Tag,
+)
+
+# Each list is a JSON array of arrays in the column order below.
+LINK_COLUMNS = ("role", "position", "tag_id")
+TAG_COLUMNS = ("id", "name", "kind", "slug")
+SECTION_COLUMNS = ("id", "position", "heading", "body")
+FIGURE_COLUMNS = ("id", "position", "source", "url", "caption", "placement", "section_position")
+SIMILAR_COLUMNS = ("id", "title", "slug", "code_language", "difficulty", "reading_time")
+REVISION_COLUMNS = ("status", "version", "last_reviewed")
+
+
+def _columns(alias, names):
+    return ", ".join(f"{alias}.{connection.ops.quote_name(name)}" for name in names)
+
+
+def _article_sql(readers_only: bool) -> str:
+    post_columns = [field.column for field in Post._meta.concrete_fields]
+    published = "o.status = %(published)s AND o.published_at <= %(now)s"
+    return f"""
+SELECT {_columns("p", post_columns)},
+       r.post_id IS NOT NULL AS has_revision,
+       {", ".join(f"r.{name} AS revision_{name}" for name in REVISION_COLUMNS)},
+       (SELECT json_agg(json_build_array({_columns("l", LINK_COLUMNS)},
+                                         (SELECT json_build_array({_columns("t", TAG_COLUMNS[1:])})
+                                            FROM {Tag._meta.db_table} t WHERE t.id = l.tag_id))
+                        ORDER BY l.role, l.position)
+          FROM {PostTag._meta.db_table} l
+         WHERE l.post_id = p.id) AS link_rows,
+       (SELECT json_agg(json_build_array({_columns("s", SECTION_COLUMNS)}) ORDER BY s.position)
+          FROM {Section._meta.db_table} s WHERE s.post_id = p.id) AS section_rows,
+       (SELECT json_agg(json_build_array({_columns("f", FIGURE_COLUMNS)}) ORDER BY f.position)
+          FROM {ImageSource._meta.db_table} f WHERE f.post_id = p.id) AS figure_rows,
+       (SELECT json_agg(json_build_array({_columns("o", SIMILAR_COLUMNS)})
+                        ORDER BY o.score DESC, o.published_at DESC, o.id DESC)
+          FROM (SELECT o.*, e.score
+                  FROM {SimilarPost._meta.db_table} e
+                  JOIN {Post._meta.db_table} o ON o.id = e.similar_id
+                 WHERE e.post_id = p.id AND {published}
+                 ORDER BY e.score DESC, o.published_at DESC, o.id DESC
+                 LIMIT %(similar)s) o) AS similar_rows
+FROM {Post._meta.db_table} p
+LEFT JOIN {Revision._meta.db_table} r ON r.post_id = p.id
+WHERE p.slug = %(slug)s {"AND " + published.replace("o.", "p.") if readers_only else ""}
+"""
+
+
+_SQL = {}  # readers_only -> the statement, built once per process
+
+
+def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, list[Post]] | None:
+    """Return (post, its similar posts) for the article page of `slug`, or None (1 query).
+
+    The post carries what for_article_page() loads (revision, all_tag_links with their tags,
+    section_list, figure_list); `readers_only` limits it to published posts whose date has come.
+    Similar posts are published ones only, at most `similar`, best first.
+    """
+    if readers_only not in _SQL:
+        _SQL[readers_only] = _article_sql(readers_only)
+    params = {
+        "slug": slug,
+        "published": PublicationStatus.PUBLISHED.value,
+        "now": now,
+        "similar": similar,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL[readers_only], params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        converters = _post_converters(cursor.db)
+    return _build(row, converters)
+
+
+_POST_CONVERTERS = {}
+
+
+def _post_converters(db):
+    """The from_db_value of each Post column that has one (JSON lists), by position."""
+    if db.alias not in _POST_CONVERTERS:
+        found = {}
+        for index, field in enumerate(Post._meta.concrete_fields):
+            functions = field.get_db_converters(db) + db.ops.get_db_converters(field)
+            if functions:
+                found[index] = (field, functions)
+        _POST_CONVERTERS[db.alias] = found
+    return _POST_CONVERTERS[db.alias]
+
+
+_FIELD_ORDER = {}
+
+
+def _instance(model, names: tuple[str, ...], values):
+    """Return model.from_db() of `values` named `names` (from_db wants the model's order)."""
+    key = (model, names)
+    if key not in _FIELD_ORDER:
+        fields = model._meta.concrete_fields
+        attnames = [field.attname for field in fields if field.attname in names]
+        _FIELD_ORDER[key] = (attnames, [names.index(name) for name in attnames])
+    attnames, order = _FIELD_ORDER[key]
+    return model.from_db(connection.alias, attnames, [values[index] for index in order])
+
+
+def _build(row, converters) -> tuple[Post, list[Post]]:
+    fields = Post._meta.concrete_fields
+    count = len(fields)
+    values = list(row[:count])
+    for index, (field, functions) in converters.items():
+        for function in functions:
+            values[index] = function(values[index], field, connection)
+    post = Post.from_db(connection.alias, [field.attname for field in fields], values)
+    has_revision, *revision_values = row[count : count + 1 + len(REVISION_COLUMNS)]
+    link_rows, section_rows, figure_rows, similar_rows = row[count + 1 + len(REVISION_COLUMNS) :]
+
+    revision = None
+    if has_revision:
+        revision = _instance(Revision, ("post_id", *REVISION_COLUMNS), [post.pk, *revision_values])
+        revision._state.fields_cache["post"] = post
+    post._state.fields_cache["revision"] = revision
+
+    tags = {}
+    post.all_tag_links = []
+    for role, position, tag_id, tag_values in link_rows or ():
+        if tag_id not in tags:
+            tags[tag_id] = _instance(Tag, TAG_COLUMNS, [tag_id, *tag_values])
+        link = _instance(PostTag, ("post_id", *LINK_COLUMNS), [post.pk, role, position, tag_id])
+        link._state.fields_cache["tag"] = tags[tag_id]
+        post.all_tag_links.append(link)
+    post.section_list = [
+        _instance(Section, ("post_id", *SECTION_COLUMNS), [post.pk, *values])
+        for values in section_rows or ()
+    ]
+    post.figure_list = [
+        _instance(ImageSource, ("post_id", *FIGURE_COLUMNS), [post.pk, *values])
+        for values in figure_rows or ()
+    ]
+    similar = [
+        _instance(Post, SIMILAR_COLUMNS, values) for values in similar_rows or ()
+    ]
+    return post, similar
