@@ -4,8 +4,8 @@ Every field of the article page's "alphanode post meta" box is a typed column he
 meta is either rows (tags, figures, sections) or a JSON list of strings (checklist, notes).
 """
 
+import datetime
 import functools
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -156,25 +156,25 @@ class PostQuerySet(models.QuerySet):
     def among_links(self, links):
         """Published posts named by `links`, a sliced PostTag queryset (1 query with it).
 
-        A post carries a tag in at most len(TagRole) roles, so len(TagRole) * n links of one
-        tag name at least n posts: the tag page reads a bounded index range of the tag's links
-        however popular the tag is, then joins only those posts.
+        The tag page gives the first n distinct (listed_at, post) pairs of one tag's links in
+        index order: a bounded index range however popular the tag is (a post that carries
+        the tag in two roles is one pair), then only those n posts are read.
         """
         return self.published().filter(pk__in=links)
 
     def for_listing(self):
-        """Shape for list pages: the card's columns (1 query); load_stack_tags() adds the tags.
+        """Rows for list pages: the card's columns (1 query); cards() turns them into Cards.
 
-        On PostgreSQL each card's stack tags come in the same query, as a JSON array read
-        from the post's own range of the (post, tag, role) index.
+        Plain rows, not model instances: building 20 posts cost more than the query. On
+        PostgreSQL each row also brings the post's stack tags, as a JSON array read from the
+        post's own range of the (post, tag, role) index.
         """
-        cards = self.only(
-            "id", "title", "slug", "summary", "published_at", "difficulty",
-            "reading_time", "code_language", "topic",
-        )
+        rows = self
+        columns = CARD_FIELDS
         if connections[self.db].vendor == "postgresql":
-            cards = cards.annotate(stack_rows=RawSQL(STACK_TAGS_SQL, [TagRole.STACK.value]))
-        return cards
+            rows = rows.annotate(stack_rows=RawSQL(STACK_TAGS_SQL, [TagRole.STACK.value]))
+            columns = (*CARD_FIELDS, "stack_rows")
+        return rows.values_list(*columns)
 
     def for_article_page(self):
         """Shape for the article page: post + revision, tag links, sections, figures (4 queries)."""
@@ -233,27 +233,54 @@ class ListedTag:
         return url_for("posts:tag", self.slug)
 
 
-def load_stack_tags(posts):
-    """Give each of `posts` (from for_listing()) its stack tags in order as `stack_tags`;
-    return `posts`. No query on PostgreSQL (the cards brought them), else 1.
+@dataclass(slots=True)
+class Card:
+    """A post as a list page shows it: plain values (PostQuerySet.for_listing() rows)."""
 
-    Plain values rather than a prefetch_related of model instances: on a list page of 20 cards
-    the prefetch machinery cost three times the query itself.
+    id: int
+    title: str
+    slug: str
+    summary: str
+    published_at: datetime.datetime
+    difficulty: str
+    reading_time: int
+    code_language: str
+    topic: str
+    stack_tags: list[ListedTag]
+
+    @property
+    def pk(self):
+        return self.id
+
+    def get_absolute_url(self):
+        return url_for("posts:detail", self.slug)
+
+
+CARD_FIELDS = (
+    "id", "title", "slug", "summary", "published_at", "difficulty", "reading_time",
+    "code_language", "topic",
+)
+
+
+def cards(rows) -> list[Card]:
+    """Return the Cards of for_listing() `rows`, each with its stack tags in order.
+
+    No query on PostgreSQL (the rows brought the tags), else 1.
     """
-    if posts and hasattr(posts[0], "stack_rows"):
-        for post in posts:
-            post.stack_tags = [ListedTag(name, slug) for name, slug in post.stack_rows or ()]
-        return posts
-    tags = defaultdict(list)
+    if connections[rows.db].vendor == "postgresql":
+        return [
+            Card(*values, stack_tags=[ListedTag(name, slug) for name, slug in stack or ()])
+            for *values, stack in rows
+        ]
+    found = [Card(*values, stack_tags=[]) for values in rows]
+    by_id = {card.id: card for card in found}
     for post_id, name, slug in (
-        PostTag.objects.filter(post_id__in=[post.pk for post in posts], role=TagRole.STACK)
+        PostTag.objects.filter(post_id__in=by_id, role=TagRole.STACK)
         .order_by("post_id", "position")
         .values_list("post_id", "tag__name", "tag__slug")
     ):
-        tags[post_id].append(ListedTag(name, slug))
-    for post in posts:
-        post.stack_tags = tags[post.pk]
-    return posts
+        by_id[post_id].stack_tags.append(ListedTag(name, slug))
+    return found
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from posts import derived, reading, review
-from posts.models import Post, PostTag, Tag, TagRole, load_stack_tags
+from posts.models import Post, PostTag, Tag, cards
 from posts.pagination import (
     NEWER,
     BadPosition,
@@ -84,7 +84,7 @@ def post_list(request):
 
     def seeker(position, offset, limit):
         posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
-        return load_stack_tags(list(posts[offset : offset + limit]))
+        return cards(posts[offset : offset + limit])
 
     total = derived.listed_post_count()
     return keyset_list(request, seeker, "posts/post_list.html", {"total": total}, total)
@@ -96,10 +96,10 @@ def tag_detail(request, slug):
 
     def seeker(position, offset, limit):
         links = seek(PostTag.objects.listed(tag), ("listed_at", "post_id"), position)
-        links = links.values("post_id")[: len(TagRole) * (offset + limit)]
+        links = links.values("post_id").distinct()[: offset + limit]
         posts = seek(Post.objects.among_links(links).for_listing(), ("published_at", "id"),
                      position)
-        return load_stack_tags(list(posts[offset : offset + limit]))
+        return cards(posts[offset : offset + limit])
 
     return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag}, tag.post_count)
 
