@@ -44,7 +44,9 @@ def truncatewords(value, length):
     Django's goes through its lazy Truncator on every call: a third of a list page's
     rendering time for one summary per card.
     """
-    words = str(value).split()
+    if length <= 0:
+        return ""
+    words = str(value).split(None, length)  # the words past `length` stay one string
     if len(words) <= length:
         return " ".join(words)
     text = " ".join(words[:length])
