@@ -103,23 +103,37 @@ def take_lock() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
 
 
+@dataclass
+class CountChange:
+    """How a write moves the counts: published posts per tag, and in total (after - before)."""
+
+    tags: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+
+    @classmethod
+    def between(cls, before: Contribution, after: Contribution) -> "CountChange":
+        deltas = {tag_id: after.tags[tag_id] - before.tags[tag_id]
+                  for tag_id in before.tags.keys() | after.tags.keys()}
+        return cls({tag_id: delta for tag_id, delta in deltas.items() if delta},
+                   after.total - before.total)
+
+
 def apply_counts(before: Contribution, after: Contribution) -> None:
     """Move the stored counts by after - before (2 queries, none when nothing changed)."""
-    deltas = {tag_id: after.tags[tag_id] - before.tags[tag_id]
-              for tag_id in before.tags.keys() | after.tags.keys()}
-    deltas = {tag_id: delta for tag_id, delta in deltas.items() if delta}
+    change = CountChange.between(before, after)
+    deltas = change.tags
     if deltas:
         Tag.objects.filter(pk__in=deltas).update(
             post_count=F("post_count")
             + Case(*(When(pk=tag_id, then=Value(delta)) for tag_id, delta in deltas.items()),
                    default=Value(0))
         )
-    if after.total != before.total:
+    if change.total:
         updated = Counter.objects.filter(name=Counter.LISTED_POSTS).update(
-            value=F("value") + (after.total - before.total)
+            value=F("value") + change.total
         )
         if not updated:
-            Counter.objects.create(name=Counter.LISTED_POSTS, value=after.total - before.total)
+            Counter.objects.create(name=Counter.LISTED_POSTS, value=change.total)
 
 
 def sync_listed_at(links) -> None:
@@ -140,12 +154,15 @@ def after_batch_write(post_ids, before: Contribution) -> None:
     """
     post_ids = list(post_ids)
     after = contribution(post_ids)
-    # Counts first: the lists' rarity weights must include the batch itself (a first import
-    # would otherwise weigh every tag 0). Under the lock, so no other writer's enter/trim is
-    # waiting on the rows compute_similar replaces while this one waits for the lock.
+    # Ranking is most of the work and only reads, so it runs before the lock, other writers
+    # meanwhile going on. The rarity weights must include the batch itself (a first import
+    # would otherwise weigh every tag 0), whose counts move only under the lock: the change
+    # is passed in. The lists' rows are replaced under the lock, so no other writer's
+    # enter/trim waits on them while this one waits for the lock.
+    ranked = rank_lists(post_ids, CountChange.between(before, after))
     take_lock()
     apply_counts(before, after)
-    compute_similar(post_ids)
+    store_lists(post_ids, ranked)
     enter_lists(post_ids)
 
 
@@ -194,11 +211,19 @@ def refill_lists_holding(post_ids) -> None:
 
 # Similar posts.
 
-OWN_LISTS_SQL = f"""
+RANK_LISTS_SQL = f"""
 WITH total AS (
     SELECT COALESCE(
         (SELECT value FROM {COUNTER_TABLE} WHERE name = %(counter)s), 0
-    )::float8 AS n
+    )::float8 + %(pending_total)s AS n
+),
+counts AS (
+    -- Each tag's count, with the change of the batch being written (not stored yet).
+    SELECT t.id, t.post_count + COALESCE(d.delta, 0) AS post_count
+    FROM {TAG_TABLE} t
+    LEFT JOIN unnest(%(pending_tags)s::bigint[], %(pending_deltas)s::bigint[]) AS d(id, delta)
+        ON d.id = t.id
+    WHERE t.id IN (SELECT tag_id FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s))
 ),
 own AS (
     -- The distinct tags of each post, with their rarity weight and rank: rarest first, but
@@ -213,7 +238,7 @@ own AS (
         SELECT DISTINCT post_id, tag_id, listed_at IS NOT NULL AS listed
         FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s)
     ) l
-    JOIN {TAG_TABLE} t ON t.id = l.tag_id
+    JOIN counts t ON t.id = l.tag_id
     CROSS JOIN total
 ),
 candidates AS (
@@ -250,8 +275,12 @@ ranked AS (
         )
     ) s
 )
-INSERT INTO {SIMILAR_TABLE} (post_id, similar_id, score)
 SELECT post_id, similar_id, score FROM ranked WHERE rank <= %(stored)s
+"""
+
+STORE_LISTS_SQL = f"""
+INSERT INTO {SIMILAR_TABLE} (post_id, similar_id, score)
+SELECT * FROM unnest(%(posts)s::bigint[], %(similar)s::bigint[], %(scores)s::float8[])
 """
 
 # A listed post enters the lists of the posts on its own list (the score is symmetric), and
@@ -296,20 +325,58 @@ def similar_parameters() -> dict:
 
 
 def compute_similar(post_ids) -> None:
-    """Replace the similar lists of `post_ids` with freshly ranked ones (2 queries)."""
+    """Replace the similar lists of `post_ids` with freshly ranked ones (3 queries)."""
+    post_ids = list(post_ids)
+    store_lists(post_ids, rank_lists(post_ids))
+
+
+def rank_lists(post_ids, pending: CountChange | None = None) -> list[tuple[int, int, float]]:
+    """Return the best similar posts of each of `post_ids` as (post, similar, score) rows.
+
+    `pending` is a change to the counts not stored yet (the batch being written), which the
+    rarity weights include. Reads only (1 query on PostgreSQL).
+    """
+    post_ids = list(post_ids)
+    if not post_ids:
+        return []
+    pending = pending or CountChange()
+    if connection.vendor != "postgresql":
+        return [
+            (post_id, similar_id, score)
+            for post_id, ranked in rank_similar(post_ids, pending).items()
+            for similar_id, score in ranked
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(RANK_LISTS_SQL, {
+            "ids": post_ids,
+            "pending_total": pending.total,
+            "pending_tags": list(pending.tags),
+            "pending_deltas": list(pending.tags.values()),
+            **similar_parameters(),
+        })
+        return cursor.fetchall()
+
+
+def store_lists(post_ids, rows) -> None:
+    """Replace the similar lists of `post_ids` by `rows` from rank_lists() (2 queries)."""
     post_ids = list(post_ids)
     if not post_ids:
         return
     SimilarPost.objects.filter(post_id__in=post_ids).delete()
+    if not rows:
+        return
     if connection.vendor != "postgresql":
         SimilarPost.objects.bulk_create(
             SimilarPost(post_id=post_id, similar_id=similar_id, score=score)
-            for post_id, ranked in rank_similar(post_ids).items()
-            for similar_id, score in ranked
+            for post_id, similar_id, score in rows
         )
         return
+    posts, similar, scores = zip(*rows, strict=True)
     with connection.cursor() as cursor:
-        cursor.execute(OWN_LISTS_SQL, {"ids": post_ids, **similar_parameters()})
+        cursor.execute(
+            STORE_LISTS_SQL,
+            {"posts": list(posts), "similar": list(similar), "scores": list(scores)},
+        )
 
 
 def enter_lists(post_ids) -> None:
@@ -344,13 +411,17 @@ def enter_lists(post_ids) -> None:
     SimilarPost.objects.filter(pk__in=list(extra)).delete()
 
 
-def rank_similar(post_ids) -> dict[int, list[tuple[int, float]]]:
-    """Return each post's best similar posts as (id, score), by the rule OWN_LISTS_SQL follows.
+def rank_similar(
+    post_ids, pending: CountChange | None = None
+) -> dict[int, list[tuple[int, float]]]:
+    """Return each post's best similar posts as (id, score), by the rule RANK_LISTS_SQL follows,
+    with the counts moved by `pending` (not stored yet).
 
     The plain-Python statement of the rule: the SQLite fallback, and what tests compare the
     PostgreSQL query against.
     """
-    total = listed_post_count()
+    pending = pending or CountChange()
+    total = listed_post_count() + pending.total
     own = defaultdict(set)
     listed = set()
     for post_id, tag_id, listed_at in PostTag.objects.filter(
@@ -359,11 +430,12 @@ def rank_similar(post_ids) -> dict[int, list[tuple[int, float]]]:
         own[post_id].add(tag_id)
         if listed_at is not None:
             listed.add(post_id)
-    counts = dict(
-        Tag.objects.filter(pk__in={t for tags in own.values() for t in tags}).values_list(
-            "id", "post_count"
-        )
-    )
+    counts = {
+        tag_id: count + pending.tags.get(tag_id, 0)
+        for tag_id, count in Tag.objects.filter(
+            pk__in={t for tags in own.values() for t in tags}
+        ).values_list("id", "post_count")
+    }
     weight = {tag_id: math.log(1 + total / max(n, 1)) for tag_id, n in counts.items()}
     rarest = {
         post_id: sorted(
