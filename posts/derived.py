@@ -217,13 +217,9 @@ WITH total AS (
         (SELECT value FROM {COUNTER_TABLE} WHERE name = %(counter)s), 0
     )::float8 + %(pending_total)s AS n
 ),
-counts AS (
-    -- Each tag's count, with the change of the batch being written (not stored yet).
-    SELECT t.id, t.post_count + COALESCE(d.delta, 0) AS post_count
-    FROM {TAG_TABLE} t
-    LEFT JOIN unnest(%(pending_tags)s::bigint[], %(pending_deltas)s::bigint[]) AS d(id, delta)
-        ON d.id = t.id
-    WHERE t.id IN (SELECT tag_id FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s))
+pending AS (
+    -- The count change of the batch being written (not stored yet).
+    SELECT * FROM unnest(%(pending_tags)s::bigint[], %(pending_deltas)s::bigint[]) AS d(id, delta)
 ),
 own AS (
     -- The distinct tags of each post, with their rarity weight and rank: rarest first, but
@@ -238,7 +234,12 @@ own AS (
         SELECT DISTINCT post_id, tag_id, listed_at IS NOT NULL AS listed
         FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s)
     ) l
-    JOIN counts t ON t.id = l.tag_id
+    CROSS JOIN LATERAL (
+        SELECT tag.id, tag.post_count + COALESCE(
+            (SELECT pending.delta FROM pending WHERE pending.id = tag.id), 0
+        ) AS post_count
+        FROM {TAG_TABLE} tag WHERE tag.id = l.tag_id
+    ) t
     CROSS JOIN total
 ),
 candidates AS (
@@ -257,22 +258,27 @@ own_tags AS (
     SELECT post_id, array_agg(tag_id) AS tag_ids, array_agg(weight) AS weights
     FROM own GROUP BY post_id
 ),
+candidate_tags AS MATERIALIZED (
+    -- The tags of each distinct candidate, read once: the posts of a batch share their rare
+    -- tags, so they mostly share candidates too (one index range of the candidate's links).
+    SELECT d.similar_id,
+           ARRAY(SELECT l.tag_id FROM {LINK_TABLE} l WHERE l.post_id = d.similar_id) AS tag_ids
+    FROM (SELECT DISTINCT similar_id FROM candidates) d
+),
 ranked AS (
-    -- Each candidate scored by every tag the post carries that it carries too: one index
-    -- range of the candidate's links, probed with the post's tags.
+    -- Each candidate scored by every tag the post carries that it carries too.
     SELECT c.post_id, c.similar_id, s.score,
            row_number() OVER (
                PARTITION BY c.post_id ORDER BY s.score DESC, c.listed_at DESC, c.similar_id DESC
            ) AS rank
     FROM candidates c
     JOIN own_tags a ON a.post_id = c.post_id
+    JOIN candidate_tags ct ON ct.similar_id = c.similar_id
     CROSS JOIN LATERAL (
         -- Rounded: equal tag sets must tie exactly, whatever order the sum was taken in.
         SELECT round(sum(w.weight)::numeric, %(digits)s)::float8 AS score
         FROM unnest(a.tag_ids, a.weights) AS w(tag_id, weight)
-        WHERE w.tag_id = ANY (
-            ARRAY(SELECT l.tag_id FROM {LINK_TABLE} l WHERE l.post_id = c.similar_id)
-        )
+        WHERE w.tag_id = ANY (ct.tag_ids)
     ) s
 )
 SELECT post_id, similar_id, score FROM ranked WHERE rank <= %(stored)s
