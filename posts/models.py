@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import connections, models
 from django.db.models import F, Prefetch, Q
-from django.db.models.expressions import RawSQL
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
@@ -165,16 +164,10 @@ class PostQuerySet(models.QuerySet):
     def for_listing(self):
         """Rows for list pages: the card's columns (1 query); cards() turns them into Cards.
 
-        Plain rows, not model instances: building 20 posts cost more than the query. On
-        PostgreSQL each row also brings the post's stack tags, as a JSON array read from the
-        post's own range of the (post, tag, role) index.
+        Plain rows, not model instances: building 20 posts cost more than the query. (On
+        PostgreSQL the list pages read their cards in one statement, posts/reading.py.)
         """
-        rows = self
-        columns = CARD_FIELDS
-        if connections[self.db].vendor == "postgresql":
-            rows = rows.annotate(stack_rows=RawSQL(STACK_TAGS_SQL, [TagRole.STACK.value]))
-            columns = (*CARD_FIELDS, "stack_rows")
-        return rows.values_list(*columns)
+        return self.values_list(*CARD_FIELDS)
 
     def for_article_page(self):
         """Shape for the article page: post + revision, tag links, sections, figures (4 queries)."""
@@ -206,19 +199,6 @@ class PostQuerySet(models.QuerySet):
                   "code_language")
             .order_by("-similar_entries__score", "-published_at", "-id")[:limit]
         )
-
-
-# A card's stack tags as [[name, slug], ...] (PostgreSQL; the outer query is over posts_post).
-# Each tag is read by its primary key: a join let the planner hash the whole tag table once
-# per card.
-STACK_TAGS_SQL = """(
-    SELECT json_agg(
-        (SELECT json_build_array(t.name, t.slug) FROM posts_tag t WHERE t.id = l.tag_id)
-        ORDER BY l.position
-    )
-    FROM posts_posttag l
-    WHERE l.post_id = posts_post.id AND l.role = %s
-)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,15 +243,7 @@ CARD_FIELDS = (
 
 
 def cards(rows) -> list[Card]:
-    """Return the Cards of for_listing() `rows`, each with its stack tags in order.
-
-    No query on PostgreSQL (the rows brought the tags), else 1.
-    """
-    if connections[rows.db].vendor == "postgresql":
-        return [
-            Card(*values, stack_tags=[ListedTag(name, slug) for name, slug in stack or ()])
-            for *values, stack in rows
-        ]
+    """Return the Cards of for_listing() `rows`, each with its stack tags in order (1 query)."""
     found = [Card(*values, stack_tags=[]) for values in rows]
     by_id = {card.id: card for card in found}
     for post_id, name, slug in (

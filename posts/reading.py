@@ -1,4 +1,7 @@
-"""The article page's read on PostgreSQL: one statement instead of five.
+"""What the reader pages read on PostgreSQL: one statement per page.
+
+The article page needs the post, its revision, tag links, sections, figures and similar posts;
+a list page needs a page of cards, each with its stack tags.
 
 The page needs the post, its revision, tag links, sections, figures and similar posts. Through
 the ORM (PostQuerySet.for_article_page() and similar_to()) that is five queries, and building
@@ -9,12 +12,19 @@ give, in the attributes for_article_page() fills. Templates and Post's helpers c
 the two apart; the tests run both and compare (tests/test_pages.py).
 
 Other databases (the SQLite default) use the ORM path; the page is the same, in 5 queries.
+
+List pages (list_cards) read one keyset page of cards with each card's stack tags as a JSON
+array, in one statement; the ORM path (PostQuerySet.for_listing() and cards()) takes two and
+is the other databases' way, and the tests' reference.
 """
 
 from django.db import connection
 
 from posts.models import (
+    CARD_FIELDS,
+    Card,
     ImageSource,
+    ListedTag,
     Post,
     PostTag,
     PublicationStatus,
@@ -22,7 +32,9 @@ from posts.models import (
     Section,
     SimilarPost,
     Tag,
+    TagRole,
 )
+from posts.pagination import OLDER, Position
 
 # Each list is a JSON array of arrays in the column order below.
 LINK_COLUMNS = ("role", "position", "tag_id")
@@ -68,7 +80,7 @@ WHERE p.slug = %(slug)s {"AND " + published.replace("o.", "p.") if readers_only 
 """
 
 
-_SQL = {}  # readers_only -> the statement, built once per process
+_SQL = {}  # the statements, built once per process
 
 
 def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, list[Post]] | None:
@@ -161,3 +173,80 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
         _instance(Post, SIMILAR_COLUMNS, values) for values in similar_rows or ()
     ]
     return post, similar
+
+
+# A card's stack tags as [[name, slug], ...], each tag read by its primary key (a join let
+# the planner hash the whole tag table once per card).
+STACK_TAGS_SQL = f"""(
+    SELECT json_agg(
+        (SELECT json_build_array(t.name, t.slug) FROM {Tag._meta.db_table} t WHERE t.id = l.tag_id)
+        ORDER BY l.position
+    )
+    FROM {PostTag._meta.db_table} l
+    WHERE l.post_id = p.id AND l.role = %(stack)s
+)"""
+
+
+def _seek(date: str, pk: str, direction: str) -> str:
+    """The condition that starts a list at the cursor (%(at)s, %(id)s) in `direction`.
+
+    As pagination.seek(): the range bound lets the index scan start at the cursor; the OR
+    only sorts out posts published in the same microsecond.
+    """
+    sign = "<" if direction == OLDER else ">"
+    return f"AND {date} {sign}= %(at)s AND ({date} {sign} %(at)s OR {pk} {sign} %(id)s)"
+
+
+def _list_sql(direction: str, has_cursor: bool, of_tag: bool) -> str:
+    order = "DESC" if direction == OLDER else "ASC"
+    among = ""
+    if of_tag:
+        # The first distinct (listed_at, post) pairs of the tag's links from the cursor: one
+        # bounded index range however popular the tag (a post in two roles is one pair).
+        among = f"""AND p.id IN (
+    SELECT post_id FROM (
+        SELECT DISTINCT l.listed_at, l.post_id FROM {PostTag._meta.db_table} l
+        WHERE l.tag_id = %(tag)s AND l.listed_at <= %(now)s
+              {_seek("l.listed_at", "l.post_id", direction) if has_cursor else ""}
+        ORDER BY l.listed_at {order}, l.post_id {order}
+        LIMIT %(links)s
+    ) links
+)"""
+    return f"""
+SELECT {", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)},
+       {STACK_TAGS_SQL}
+FROM {Post._meta.db_table} p
+WHERE p.status = %(published)s AND p.published_at <= %(now)s
+      {among}
+      {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
+ORDER BY p.published_at {order}, p.id {order}
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def list_cards(
+    position: Position, offset: int, limit: int, *, now, tag_id: int | None = None
+) -> list[Card]:
+    """Return `limit` Cards of published posts (of tag `tag_id`, if given) from `position`,
+    skipping `offset` (1 query): a pagination.Seeker for page_at()."""
+    key = (position.direction, position.cursor is not None, tag_id is not None)
+    if key not in _SQL:
+        _SQL[key] = _list_sql(*key)
+    params = {
+        "published": PublicationStatus.PUBLISHED.value,
+        "stack": TagRole.STACK.value,
+        "now": now,
+        "tag": tag_id,
+        "links": offset + limit,
+        "limit": limit,
+        "offset": offset,
+    }
+    if position.cursor is not None:
+        params |= {"at": position.cursor.at, "id": position.cursor.id}
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL[key], params)
+        rows = cursor.fetchall()
+    return [
+        Card(*values, stack_tags=[ListedTag(name, slug) for name, slug in stack or ()])
+        for *values, stack in rows
+    ]

@@ -79,29 +79,51 @@ def keyset_list(request, seeker, template, context, total):
     return render(request, template, {**context, "page": page})
 
 
-def post_list(request):
-    """Latest published posts (2 queries: total, posts of the page with their stack tags)."""
+def latest_cards(position, offset, limit):
+    """The latest published posts' cards from `position` (a pagination.Seeker): 1 statement
+    on PostgreSQL (posts/reading.py), else 2 queries."""
+    if connection.vendor == "postgresql":
+        return reading.list_cards(position, offset, limit, now=timezone.now())
+    return latest_cards_orm(position, offset, limit)
+
+
+def latest_cards_orm(position, offset, limit):
+    posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
+    return cards(posts[offset : offset + limit])
+
+
+def tag_cards(tag):
+    """A pagination.Seeker of the cards of `tag`'s published posts, as latest_cards()."""
 
     def seeker(position, offset, limit):
-        posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
-        return cards(posts[offset : offset + limit])
+        if connection.vendor == "postgresql":
+            return reading.list_cards(position, offset, limit, now=timezone.now(), tag_id=tag.pk)
+        return tag_cards_orm(tag, position, offset, limit)
 
+    return seeker
+
+
+def tag_cards_orm(tag, position, offset, limit):
+    links = seek(PostTag.objects.listed(tag), ("listed_at", "post_id"), position)
+    links = links.values("post_id").distinct()[: offset + limit]
+    posts = seek(Post.objects.among_links(links).for_listing(), ("published_at", "id"), position)
+    return cards(posts[offset : offset + limit])
+
+
+def post_list(request):
+    """Latest published posts (2 queries on PostgreSQL: the total, the page's cards with their
+    stack tags; 3 elsewhere)."""
     total = derived.listed_post_count()
-    return keyset_list(request, seeker, "posts/post_list.html", {"total": total}, total)
+    return keyset_list(request, latest_cards, "posts/post_list.html", {"total": total}, total)
 
 
 def tag_detail(request, slug):
-    """Published posts with one tag (2 queries: tag with its count, posts with stack tags)."""
+    """Published posts with one tag (2 queries on PostgreSQL: the tag with its count, the page's
+    cards with their stack tags; 3 elsewhere)."""
     tag = get_object_or_404(Tag, slug=slug)
-
-    def seeker(position, offset, limit):
-        links = seek(PostTag.objects.listed(tag), ("listed_at", "post_id"), position)
-        links = links.values("post_id").distinct()[: offset + limit]
-        posts = seek(Post.objects.among_links(links).for_listing(), ("published_at", "id"),
-                     position)
-        return cards(posts[offset : offset + limit])
-
-    return keyset_list(request, seeker, "posts/tag_detail.html", {"tag": tag}, tag.post_count)
+    return keyset_list(
+        request, tag_cards(tag), "posts/tag_detail.html", {"tag": tag}, tag.post_count
+    )
 
 
 def load_article(slug, *, readers_only):

@@ -3,16 +3,27 @@
 import dataclasses
 import datetime
 import io
+from functools import partial
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from posts import derived
+from posts import derived, views
 from posts.generation import generate_records
 from posts.importing import Importer
-from posts.models import Counter, Post, PostTag, PublicationStatus, SimilarPost, Tag, TagKind
+from posts.models import (
+    Counter,
+    Post,
+    PostTag,
+    PublicationStatus,
+    SimilarPost,
+    Tag,
+    TagKind,
+    TagRole,
+)
+from posts.pagination import NEWER, OLDER, Cursor, Position
 from posts.review import publish_posts, unpublish_posts
 from posts.serialization import dumps, record_to_dict
 from posts.services import save_posts
@@ -500,3 +511,37 @@ def test_an_import_that_unpublishes_a_post_takes_it_off_every_list():
     import_records([dataclasses.replace(victim, status="draft", published_at=None)])
 
     assert not SimilarPost.objects.filter(similar_id=victim_id).exists()
+
+
+@pytest.mark.parametrize("of_tag", [False, True], ids=["latest", "tag"])
+def test_one_statement_lists_read_what_the_orm_reads(of_tag):
+    now = timezone.now()
+    tag = TagFactory(kind=TagKind.STACK, name="django")
+    other = TagFactory(kind=TagKind.STACK, name="python")
+    # Ties on the publication date, drafts and scheduled posts, a post carrying the tag in
+    # two roles, posts without the tag: every case the seek conditions must sort out.
+    dates = [now - datetime.timedelta(hours=n // 2) for n in range(24)]
+    posts = [PostFactory(published_at=date, tag_count=1) for date in dates]
+    posts.append(PostFactory(status=PublicationStatus.DRAFT, tag_count=1))
+    posts.append(PostFactory(published_at=now + datetime.timedelta(days=1), tag_count=1))
+    for n, post in enumerate(posts):
+        if n % 3:
+            PostTagFactory(post=post, tag=tag, role=TagRole.STACK, position=1)
+        if n % 2:
+            PostTagFactory(post=post, tag=other, role=TagRole.STACK, position=0)
+        if n % 5 == 0:
+            PostTagFactory(post=post, tag=tag, role=TagRole.ENTITY, position=0)
+    if of_tag:
+        one_statement, orm = views.tag_cards(tag), partial(views.tag_cards_orm, tag)
+    else:
+        one_statement, orm = views.latest_cards, views.latest_cards_orm
+    first = orm(Position(), 0, 30)
+    cursors = [Cursor.of(card) for card in first[::4]]
+    positions = [Position(), Position(NEWER), *(Position(OLDER, c) for c in cursors),
+                 *(Position(NEWER, c) for c in cursors)]
+
+    for position in positions:
+        for offset, limit in [(0, 6), (3, 1), (0, 30)]:
+            assert one_statement(position, offset, limit) == orm(position, offset, limit), (
+                position, offset, limit)
+    assert any(card.stack_tags for card in first)
