@@ -250,3 +250,15 @@ def list_cards(
         Card(*values, stack_tags=[ListedTag(name, slug) for name, slug in stack or ()])
         for *values, stack in rows
     ]
+
+
+TAG_FIELDS = ("id", "name", "kind", "slug", "post_count")
+
+
+def tag(slug: str) -> Tag | None:
+    """Return the tag of `slug` with its stored count, or None (1 query, no queryset built)."""
+    columns = ", ".join(connection.ops.quote_name(name) for name in TAG_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {Tag._meta.db_table} WHERE slug = %s", [slug])
+        row = cursor.fetchone()
+    return None if row is None else _instance(Tag, TAG_FIELDS, row)

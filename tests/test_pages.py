@@ -280,3 +280,14 @@ def test_reader_templates_announce_a_django_context(client):
 
     assert sent and all(isinstance(context, Context) for context in sent)
     assert "page" in sent[0].flatten()
+
+
+def test_tag_read_in_plain_sql_is_the_orms():
+    post = PostFactory(tag_count=2)
+    for expected in Tag.objects.filter(post_links__post=post):
+        found = reading.tag(expected.slug)
+        assert [getattr(found, f.attname) for f in Tag._meta.concrete_fields] == [
+            getattr(expected, f.attname) for f in Tag._meta.concrete_fields
+        ]
+        assert found.post_count == 1
+    assert reading.tag("no-such-tag") is None
