@@ -1,24 +1,23 @@
 """What the reader pages read on PostgreSQL: one statement per page.
 
-The article page needs the post, its revision, tag links, sections, figures and similar posts;
-a list page needs a page of cards, each with its stack tags.
+The article page needs the post, its revision, tag links, sections, figures and similar posts.
+Through the ORM (PostQuerySet.for_article_page() and similar_to()) that is five queries, and
+building and compiling them cost more than PostgreSQL spent running them
+(docs/queries.md). Here one statement reads the post and its revision as columns and each list
+as a JSON array from its own index range, and the lists are turned into the same model
+instances the ORM would give, in the attributes for_article_page() fills. Templates and Post's
+helpers cannot tell the two apart; the tests run both and compare (tests/test_pages.py).
 
-The page needs the post, its revision, tag links, sections, figures and similar posts. Through
-the ORM (PostQuerySet.for_article_page() and similar_to()) that is five queries, and building
-and compiling them cost more than PostgreSQL spent running them (docs/performance.md). Here
-one statement reads the post and its revision as columns and each list as a JSON array from
-its own index range, and the lists are turned into the same model instances the ORM would
-give, in the attributes for_article_page() fills. Templates and Post's helpers cannot tell
-the two apart; the tests run both and compare (tests/test_pages.py).
+A list page (list_cards) reads one keyset page of cards with each card's stack tags as a JSON
+array, in one statement; the ORM path (PostQuerySet.for_listing() and cards()) takes two.
 
-Other databases (the SQLite default) use the ORM path; the page is the same, in 5 queries.
-
-List pages (list_cards) read one keyset page of cards with each card's stack tags as a JSON
-array, in one statement; the ORM path (PostQuerySet.for_listing() and cards()) takes two and
-is the other databases' way, and the tests' reference.
+Other databases (the SQLite default) use the ORM paths, which are also the tests' reference.
 """
 
+import datetime
+
 from django.db import connection
+from django.db.models import query as django_query
 
 from posts.models import (
     CARD_FIELDS,
@@ -37,11 +36,13 @@ from posts.models import (
 from posts.pagination import OLDER, Position
 
 # Each list is a JSON array of arrays in the column order below.
-LINK_COLUMNS = ("role", "position", "tag_id")
-TAG_COLUMNS = ("id", "name", "kind", "slug")
+LINK_COLUMNS = ("id", "role", "position", "listed_at", "tag_id")
+TAG_COLUMNS = ("id", "name", "kind", "slug", "post_count")
 SECTION_COLUMNS = ("id", "position", "heading", "body")
 FIGURE_COLUMNS = ("id", "position", "source", "url", "caption", "placement", "section_position")
-SIMILAR_COLUMNS = ("id", "title", "slug", "code_language", "difficulty", "reading_time")
+SIMILAR_COLUMNS = (
+    "id", "title", "slug", "published_at", "code_language", "difficulty", "reading_time",
+)
 REVISION_COLUMNS = ("status", "version", "last_reviewed")
 
 
@@ -49,9 +50,13 @@ def _columns(alias, names):
     return ", ".join(f"{alias}.{connection.ops.quote_name(name)}" for name in names)
 
 
+def _published(alias: str) -> str:
+    """What readers may see, as PostQuerySet.published(): published, its date come."""
+    return f"{alias}.status = %(published)s AND {alias}.published_at <= %(now)s"
+
+
 def _article_sql(readers_only: bool) -> str:
     post_columns = [field.column for field in Post._meta.concrete_fields]
-    published = "o.status = %(published)s AND o.published_at <= %(now)s"
     return f"""
 SELECT {_columns("p", post_columns)},
        r.post_id IS NOT NULL AS has_revision,
@@ -71,12 +76,12 @@ SELECT {_columns("p", post_columns)},
           FROM (SELECT o.*, e.score
                   FROM {SimilarPost._meta.db_table} e
                   JOIN {Post._meta.db_table} o ON o.id = e.similar_id
-                 WHERE e.post_id = p.id AND {published}
+                 WHERE e.post_id = p.id AND {_published("o")}
                  ORDER BY e.score DESC, o.published_at DESC, o.id DESC
                  LIMIT %(similar)s) o) AS similar_rows
 FROM {Post._meta.db_table} p
 LEFT JOIN {Revision._meta.db_table} r ON r.post_id = p.id
-WHERE p.slug = %(slug)s {"AND " + published.replace("o.", "p.") if readers_only else ""}
+WHERE p.slug = %(slug)s {"AND " + _published("p") if readers_only else ""}
 """
 
 
@@ -126,14 +131,28 @@ _FIELD_ORDER = {}
 
 
 def _instance(model, names: tuple[str, ...], values):
-    """Return model.from_db() of `values` named `names` (from_db wants the model's order)."""
+    """Return model.from_db() of `values` named `names` (from_db wants the model's order).
+
+    With the fetch mode a queryset would give it, so a lazy load fails in tests as it would
+    on an ORM-loaded instance.
+    """
     key = (model, names)
     if key not in _FIELD_ORDER:
         fields = model._meta.concrete_fields
         attnames = [field.attname for field in fields if field.attname in names]
         _FIELD_ORDER[key] = (attnames, [names.index(name) for name in attnames])
     attnames, order = _FIELD_ORDER[key]
-    return model.from_db(connection.alias, attnames, [values[index] for index in order])
+    return model.from_db(
+        connection.alias,
+        attnames,
+        [values[index] for index in order],
+        fetch_mode=django_query.DEFAULT_FETCH_MODE,
+    )
+
+
+def _datetime(text):
+    """A timestamp from a JSON array (PostgreSQL writes them in ISO 8601)."""
+    return None if text is None else datetime.datetime.fromisoformat(text)
 
 
 def _build(row, converters) -> tuple[Post, list[Post]]:
@@ -143,7 +162,12 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
     for index, (field, functions) in converters.items():
         for function in functions:
             values[index] = function(values[index], field, connection)
-    post = Post.from_db(connection.alias, [field.attname for field in fields], values)
+    post = Post.from_db(
+        connection.alias,
+        [field.attname for field in fields],
+        values,
+        fetch_mode=django_query.DEFAULT_FETCH_MODE,
+    )
     has_revision, *revision_values = row[count : count + 1 + len(REVISION_COLUMNS)]
     link_rows, section_rows, figure_rows, similar_rows = row[count + 1 + len(REVISION_COLUMNS) :]
 
@@ -155,10 +179,14 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
 
     tags = {}
     post.all_tag_links = []
-    for role, position, tag_id, tag_values in link_rows or ():
+    for link_id, role, position, listed_at, tag_id, tag_values in link_rows or ():
         if tag_id not in tags:
             tags[tag_id] = _instance(Tag, TAG_COLUMNS, [tag_id, *tag_values])
-        link = _instance(PostTag, ("post_id", *LINK_COLUMNS), [post.pk, role, position, tag_id])
+        link = _instance(
+            PostTag,
+            ("post_id", *LINK_COLUMNS),
+            [post.pk, link_id, role, position, _datetime(listed_at), tag_id],
+        )
         link._state.fields_cache["tag"] = tags[tag_id]
         post.all_tag_links.append(link)
     post.section_list = [
@@ -169,9 +197,13 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
         _instance(ImageSource, ("post_id", *FIGURE_COLUMNS), [post.pk, *values])
         for values in figure_rows or ()
     ]
-    similar = [
-        _instance(Post, SIMILAR_COLUMNS, values) for values in similar_rows or ()
-    ]
+    for child in (*post.all_tag_links, *post.section_list, *post.figure_list):
+        child._state.fields_cache["post"] = post
+    similar = []
+    for values in similar_rows or ():
+        other = _instance(Post, SIMILAR_COLUMNS, values)
+        other.published_at = _datetime(other.published_at)
+        similar.append(other)
     return post, similar
 
 
@@ -216,7 +248,7 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool) -> str:
 SELECT {", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)},
        {STACK_TAGS_SQL}
 FROM {Post._meta.db_table} p
-WHERE p.status = %(published)s AND p.published_at <= %(now)s
+WHERE {_published("p")}
       {among}
       {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
 ORDER BY p.published_at {order}, p.id {order}

@@ -504,8 +504,9 @@ def test_select_all_acts_on_10000_posts_in_constant_queries(
     # 5 SAVEPOINT (the action's transaction, inside the test's), 6 SELECT ... FOR UPDATE of the
     # selected ids, 7 INSERT ... SELECT of the history, 8 UPDATE of the posts, 9 RELEASE.
     # Publishing also moves the derived data (posts/derived.py): 2 counts before, 1 tag links'
-    # listing dates, 2 counts after, 2 similar lists (clear, compute), 2 lock, 2 move the
-    # counts, 2 enter other lists and trim them, 1 which posts left the listing; all set-based.
+    # listing dates, 2 counts after, 1 rank similar lists, 2 lock, 2 move the counts, 2 store
+    # them (clear, insert: none to insert for these tagless posts), 2 enter other lists and
+    # trim them, 1 which posts left the listing; all set-based.
     with django_assert_max_num_queries(queries):
         response = run_action(client, action, posts[:1], select_across=True, reason=reason)
 

@@ -53,13 +53,18 @@ def loaded_shape(post, similar):
         "post": {field.attname: getattr(post, field.attname)
                  for field in Post._meta.concrete_fields},
         "revision": rows([post.revision], "post_id", "status", "version", "last_reviewed"),
-        "links": rows(post.all_tag_links, "post_id", "tag_id", "role", "position"),
-        "tags": rows([link.tag for link in post.all_tag_links], "id", "name", "kind", "slug"),
+        "links": rows(post.all_tag_links, "id", "post_id", "tag_id", "role", "position",
+                      "listed_at"),
+        "tags": rows([link.tag for link in post.all_tag_links], "id", "name", "kind", "slug",
+                     "post_count"),
+        # The children know their post without a query (FETCH_RAISE would refuse one).
+        "parents": [child.post is post for child in (
+            *post.all_tag_links, *post.section_list, *post.figure_list)],
         "sections": rows(post.section_list, "id", "post_id", "position", "heading", "body"),
         "figures": rows(post.figure_list, "id", "post_id", "position", "source", "url",
                         "caption", "placement", "section_position"),
-        "similar": rows(similar, "id", "title", "slug", "code_language", "difficulty",
-                        "reading_time"),
+        "similar": rows(similar, "id", "title", "slug", "published_at", "code_language",
+                        "difficulty", "reading_time"),
         "blocks": [(kind, str(block), [figure.pk for figure in figures])
                    for kind, block, figures in post.body_blocks()],
     }
