@@ -44,6 +44,10 @@ def truncatewords(value, length):
     Django's goes through its lazy Truncator on every call: a third of a list page's
     rendering time for one summary per card.
     """
+    try:
+        length = int(length)
+    except (TypeError, ValueError):
+        return value  # as Django's: an unusable length leaves the text alone
     if length <= 0:
         return ""
     words = str(value).split(None, length)  # the words past `length` stay one string

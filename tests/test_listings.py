@@ -7,6 +7,7 @@ from functools import partial
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -260,6 +261,39 @@ def test_sql_ranking_agrees_with_the_plain_python_rule(settings):
     }
     assert stored_lists() == expected
     assert len(expected) > 100
+
+
+def test_ranking_with_a_pending_count_change_is_ranking_after_it(settings):
+    """Import batches rank before their counts are stored, passing the change in."""
+    settings.SIMILAR_CANDIDATES_PER_TAG = 12
+    import_records(list(generate_records(150, seed=43)))
+    ids = list(Post.objects.order_by("pk").values_list("pk", flat=True))[:60]
+    tags = dict(Tag.objects.order_by("pk").values_list("pk", "post_count")[:6])
+    # Rarer and commoner tags than stored, and more posts in all: the weights change.
+    pending = derived.CountChange({tag_id: (-1) ** n * count // 2 or 3
+                                   for n, (tag_id, count) in enumerate(tags.items())}, 40)
+
+    ranked = derived.rank_lists(ids, pending)
+    in_python = derived.rank_similar(ids, pending)
+    Tag.objects.bulk_update(
+        [Tag(pk=tag_id, post_count=tags[tag_id] + delta)
+         for tag_id, delta in pending.tags.items()],
+        ["post_count"],
+    )
+    Counter.objects.filter(name=Counter.LISTED_POSTS).update(value=F("value") + pending.total)
+
+    def scored(rows):
+        return {(post, similar): round(score, 6) for post, similar, score in rows}
+
+    assert scored(ranked) == scored(derived.rank_lists(ids))
+    assert scored(ranked) != scored(
+        derived.rank_lists(ids, derived.CountChange(total=-pending.total))
+    )
+    assert scored(ranked) == scored(
+        (post_id, similar_id, score)
+        for post_id, found in in_python.items()
+        for similar_id, score in found
+    )
 
 
 def test_rare_shared_tags_outrank_common_ones(client):
