@@ -47,7 +47,7 @@ def truncatewords(value, length):
     try:
         length = int(length)
     except (TypeError, ValueError):
-        return value  # as Django's: an unusable length leaves the text alone
+        return str(value)  # as Django's: an unusable length leaves the text alone
     if length <= 0:
         return ""
     words = str(value).split(None, length)  # the words past `length` stay one string

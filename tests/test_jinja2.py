@@ -20,7 +20,7 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("text", TEXTS)
-@pytest.mark.parametrize("length", [0, 1, 3, 5, 10, 40, "2", "many", None])
+@pytest.mark.parametrize("length", [0, 1, 3, 5, 10, 40, "2", "many"])
 def test_truncatewords_matches_djangos(text, length):
     assert jinja2.truncatewords(text, length) == defaultfilters.truncatewords(text, length)
 
