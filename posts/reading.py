@@ -15,6 +15,7 @@ Other databases (the SQLite default) use the ORM paths, which are also the tests
 """
 
 import datetime
+import functools
 
 from django.db import connection
 from django.db.models import query as django_query
@@ -55,6 +56,7 @@ def _published(alias: str) -> str:
     return f"{alias}.status = %(published)s AND {alias}.published_at <= %(now)s"
 
 
+@functools.cache  # built once per process
 def _article_sql(readers_only: bool) -> str:
     post_columns = [field.column for field in Post._meta.concrete_fields]
     return f"""
@@ -85,7 +87,6 @@ WHERE p.slug = %(slug)s {"AND " + _published("p") if readers_only else ""}
 """
 
 
-_SQL = {}  # the statements, built once per process
 
 
 def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, list[Post]] | None:
@@ -95,8 +96,6 @@ def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, 
     section_list, figure_list); `readers_only` limits it to published posts whose date has come.
     Similar posts are published ones only, at most `similar`, best first.
     """
-    if readers_only not in _SQL:
-        _SQL[readers_only] = _article_sql(readers_only)
     params = {
         "slug": slug,
         "published": PublicationStatus.PUBLISHED.value,
@@ -104,7 +103,7 @@ def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, 
         "similar": similar,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_SQL[readers_only], params)
+        cursor.execute(_article_sql(readers_only), params)
         row = cursor.fetchone()
         if row is None:
             return None
@@ -229,6 +228,7 @@ def _seek(date: str, pk: str, direction: str) -> str:
     return f"AND {date} {sign}= %(at)s AND ({date} {sign} %(at)s OR {pk} {sign} %(id)s)"
 
 
+@functools.cache  # built once per process
 def _list_sql(direction: str, has_cursor: bool, of_tag: bool) -> str:
     order = "DESC" if direction == OLDER else "ASC"
     among = ""
@@ -262,8 +262,6 @@ def list_cards(
     """Return `limit` Cards of published posts (of tag `tag_id`, if given) from `position`,
     skipping `offset` (1 query): a pagination.Seeker for page_at()."""
     key = (position.direction, position.cursor is not None, tag_id is not None)
-    if key not in _SQL:
-        _SQL[key] = _list_sql(*key)
     params = {
         "published": PublicationStatus.PUBLISHED.value,
         "stack": TagRole.STACK.value,
@@ -276,7 +274,7 @@ def list_cards(
     if position.cursor is not None:
         params |= {"at": position.cursor.at, "id": position.cursor.id}
     with connection.cursor() as cursor:
-        cursor.execute(_SQL[key], params)
+        cursor.execute(_list_sql(*key), params)
         rows = cursor.fetchall()
     return [
         Card(*values, stack_tags=[ListedTag(name, slug) for name, slug in stack or ()])

@@ -79,10 +79,15 @@ def keyset_list(request, seeker, template, context, total):
     return render(request, template, {**context, "page": page})
 
 
+def reads_in_one_statement():
+    """Whether the reader pages use posts/reading.py (PostgreSQL) rather than the ORM paths."""
+    return connection.vendor == "postgresql"
+
+
 def latest_cards(position, offset, limit):
     """The latest published posts' cards from `position` (a pagination.Seeker): 1 statement
     on PostgreSQL (posts/reading.py), else 2 queries."""
-    if connection.vendor == "postgresql":
+    if reads_in_one_statement():
         return reading.list_cards(position, offset, limit, now=timezone.now())
     return latest_cards_orm(position, offset, limit)
 
@@ -96,7 +101,7 @@ def tag_cards(tag):
     """A pagination.Seeker of the cards of `tag`'s published posts, as latest_cards()."""
 
     def seeker(position, offset, limit):
-        if connection.vendor == "postgresql":
+        if reads_in_one_statement():
             return reading.list_cards(position, offset, limit, now=timezone.now(), tag_id=tag.pk)
         return tag_cards_orm(tag, position, offset, limit)
 
@@ -120,7 +125,7 @@ def post_list(request):
 def tag_detail(request, slug):
     """Published posts with one tag (2 queries on PostgreSQL: the tag with its count, the page's
     cards with their stack tags; 3 elsewhere)."""
-    if connection.vendor == "postgresql":
+    if reads_in_one_statement():
         tag = reading.tag(slug)
         if tag is None:
             raise Http404("No tag has that address.")
@@ -138,7 +143,7 @@ def load_article(slug, *, readers_only):
     revision, tag links, sections, figures, similar posts.
     """
     count = settings.SIMILAR_POSTS_COUNT
-    if connection.vendor == "postgresql":
+    if reads_in_one_statement():
         found = reading.article(slug, readers_only=readers_only, similar=count, now=timezone.now())
         if found is None:
             raise Http404("No post has that address.")
