@@ -118,9 +118,8 @@ class CountChange:
                    after.total - before.total)
 
 
-def apply_counts(before: Contribution, after: Contribution) -> None:
-    """Move the stored counts by after - before (2 queries, none when nothing changed)."""
-    change = CountChange.between(before, after)
+def apply_counts(change: CountChange) -> None:
+    """Move the stored counts by `change` (2 queries, none when nothing changed)."""
     deltas = change.tags
     if deltas:
         Tag.objects.filter(pk__in=deltas).update(
@@ -159,9 +158,10 @@ def after_batch_write(post_ids, before: Contribution) -> None:
     # would otherwise weigh every tag 0), whose counts move only under the lock: the change
     # is passed in. The lists' rows are replaced under the lock, so no other writer's
     # enter/trim waits on them while this one waits for the lock.
-    ranked = rank_lists(post_ids, CountChange.between(before, after))
+    change = CountChange.between(before, after)
+    ranked = rank_lists(post_ids, change)
     take_lock()
-    apply_counts(before, after)
+    apply_counts(change)
     store_lists(post_ids, ranked)
     enter_lists(post_ids)
 
@@ -190,7 +190,7 @@ def deleting_posts(post_ids):
     )
     yield
     take_lock()
-    apply_counts(before, Contribution())
+    apply_counts(CountChange.between(before, Contribution()))
     compute_similar(holders)
 
 

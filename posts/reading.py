@@ -285,10 +285,15 @@ def list_cards(
 TAG_FIELDS = ("id", "name", "kind", "slug", "post_count")
 
 
+@functools.cache  # built once per process
+def _tag_sql() -> str:
+    columns = ", ".join(connection.ops.quote_name(name) for name in TAG_FIELDS)
+    return f"SELECT {columns} FROM {Tag._meta.db_table} WHERE slug = %s"
+
+
 def tag(slug: str) -> Tag | None:
     """Return the tag of `slug` with its stored count, or None (1 query, no queryset built)."""
-    columns = ", ".join(connection.ops.quote_name(name) for name in TAG_FIELDS)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {Tag._meta.db_table} WHERE slug = %s", [slug])
+        cursor.execute(_tag_sql(), [slug])
         row = cursor.fetchone()
     return None if row is None else _instance(Tag, TAG_FIELDS, row)
