@@ -58,6 +58,25 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
 
 
+def env_float(name, default):
+    """Return the number in environment variable `name`."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+
+
+def env_choice(name, default, choices):
+    """Return environment variable `name`, which must be one of `choices`."""
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of: {', '.join(choices)}.")
+    return value
+
+
 TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
 DEBUG = env_bool("DEBUG")
 
@@ -87,6 +106,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the queries and time it reports include every other middleware's.
+    "alphanode.observability.RequestCostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,20 +191,50 @@ DATABASES = {"default": database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: Redis through django-redis with REDIS_URL, otherwise the per-process local-memory cache.
+# Every call is bounded by a short socket timeout, so a frozen Redis costs milliseconds, and
+# the page cache stops asking it for CACHE_RETRY_SECONDS after a failure (posts/caching.py).
 REDIS_URL = env_str("REDIS_URL")
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.25)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "alphanode"),
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            },
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHE_RETRY_SECONDS = env_float("CACHE_RETRY_SECONDS", 5)
+CACHE_OUTAGE_LOG_SECONDS = env_float("CACHE_OUTAGE_LOG_SECONDS", 60)
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in PostgreSQL: a Redis outage must not log editors out or lock them out.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# Reader pages (posts/caching.py, docs/caching.md): kept in the cache until their content
+# changes (at most PAGE_CACHE_TIMEOUT), and marked for browsers and the CDN.
+PAGE_CACHE = env_bool("PAGE_CACHE", default=True)
+PAGE_CACHE_TIMEOUT = env_int("PAGE_CACHE_TIMEOUT", 86_400)
+CACHE_MAX_AGE = env_int("CACHE_MAX_AGE", 60)  # browsers
+CACHE_S_MAXAGE = env_int("CACHE_S_MAXAGE", 86_400)  # the CDN, which is purged on change
+CACHE_STALE_WHILE_REVALIDATE = env_int("CACHE_STALE_WHILE_REVALIDATE", 60)
+CACHE_STALE_IF_ERROR = env_int("CACHE_STALE_IF_ERROR", 86_400)
+# Purging the CDN by content key after a change (posts/purging.py).
+PURGER = env_choice("PURGER", "none", ("none", "log", "http"))
+PURGE_URLS = env_list("PURGE_URLS")
+if PURGER == "http" and not PURGE_URLS:
+    raise ImproperlyConfigured(
+        "PURGER=http needs PURGE_URLS: the CDN or Varnish addresses to send PURGE requests to, "
+        "comma-separated (e.g. http://127.0.0.1:6081/)."
+    )
+PURGE_KEY_HEADER = env_str("PURGE_KEY_HEADER", "xkey-purge")
+PURGE_TIMEOUT = env_float("PURGE_TIMEOUT", 2)
+PURGE_BATCH_SECONDS = env_float("PURGE_BATCH_SECONDS", 0.2)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -240,10 +291,27 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
 }
 
+# What each request cost (alphanode/observability.py): the Server-Timing header on every
+# response, and failing a request that runs more queries than its view's @query_budget.
+SERVER_TIMING = env_bool("SERVER_TIMING", default=DEBUG)
+QUERY_BUDGET_STRICT = env_bool("QUERY_BUDGET_STRICT", default=TESTING)
+
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
+LOG_FORMATTERS = {
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    # One JSON object per line, with the request fields (method, path, status, ...) as keys.
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": LOG_FORMATTERS[LOG_FORMAT]},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     # Django's own loggers already print to the console; without this each line shows twice.
     "loggers": {"django": {"handlers": [], "propagate": True}},

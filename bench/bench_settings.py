@@ -3,3 +3,4 @@
 from alphanode.settings import *  # noqa: F403 - the site exactly as deployed, plus one URLconf
 
 ROOT_URLCONF = "bench_urls"
+PAGE_CACHE = False  # pages measured uncached; warm runs set PAGE_CACHE=1 in the environment

@@ -34,7 +34,7 @@ def naive_list(request):
     posts = list(Post.objects.published().newest_first()[:20])
     for post in posts:
         links = post.tag_links.filter(role="stack").order_by("position")
-        post.stack_tags = [ListedTag(link.tag.name, link.tag.slug) for link in links]
+        post.stack_tags = [ListedTag(link.tag_id, link.tag.name, link.tag.slug) for link in links]
     page = Page(posts, newer=None, older=None, is_first=True)
     total = Post.objects.published().count()
     return render(request, "posts/post_list.html", {"page": page, "total": total})

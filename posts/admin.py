@@ -12,7 +12,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
 
-from posts import derived
+from posts import caching, derived
 from posts.forms import (
     LoadedAutocompleteSelect,
     PositionedInlineForm,
@@ -408,6 +408,25 @@ class TagAdmin(admin.ModelAdmin):
     ordering = ["kind", "name"]
     prepopulated_fields = {"slug": ["kind", "name"]}  # as tag_slug() writes them
     show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        caching.invalidate(tag_keys([obj.pk]))
+
+    def delete_model(self, request, obj):
+        keys = tag_keys([obj.pk])
+        super().delete_model(request, obj)
+        caching.invalidate(keys)
+
+    def delete_queryset(self, request, queryset):
+        keys = tag_keys(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        caching.invalidate(keys)
+
+
+def tag_keys(tag_ids) -> list[str]:
+    """The content keys of tags: wherever they are shown, and their own pages."""
+    return [key for pk in tag_ids for key in (caching.tag_key(pk), caching.tag_list_key(pk))]
 
 
 @admin.register(ImageSource)

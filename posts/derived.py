@@ -14,6 +14,7 @@ the admin and the review actions call `posts_changed()` and `deleting_posts()`; 
 constant number of statements however many posts it is given.
 """
 
+import datetime
 import math
 from collections import Counter as Tally
 from collections import defaultdict, deque
@@ -37,6 +38,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, RowNumber
 
+from posts import caching
 from posts.models import Counter, Post, PostTag, PublicationStatus, SimilarPost, Tag
 
 # Taken by every writer before it moves counts or other posts' similar lists, and held to
@@ -53,10 +55,15 @@ SCORE_DIGITS = 6  # scores are rounded so that equal tag sets tie exactly
 
 @dataclass
 class Contribution:
-    """What a set of posts adds to the counts: published posts per tag, and in total."""
+    """What a set of posts adds to the counts and the lists: published posts per tag, and
+    the publication date of each published one."""
 
     tags: Tally = field(default_factory=Tally)
-    total: int = 0
+    listed: dict[int, datetime.datetime] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.listed)
 
 
 def listed_post_count() -> int:
@@ -87,8 +94,12 @@ def contribution(post_ids) -> Contribution:
             .values_list("tag_id", "posts")
         )
     )
-    total = Post.objects.filter(pk__in=post_ids, status=PublicationStatus.PUBLISHED).count()
-    return Contribution(tags, total)
+    listed = dict(
+        Post.objects.filter(pk__in=post_ids, status=PublicationStatus.PUBLISHED)
+        .order_by()
+        .values_list("pk", "published_at")
+    )
+    return Contribution(tags, listed)
 
 
 def take_lock() -> None:
@@ -163,7 +174,26 @@ def after_batch_write(post_ids, before: Contribution) -> None:
     take_lock()
     apply_counts(change)
     store_lists(post_ids, ranked)
-    enter_lists(post_ids)
+    holders = enter_lists(post_ids)
+    caching.invalidate(changed_keys(post_ids, before, after, change, holders))
+
+
+def changed_keys(post_ids, before: Contribution, after: Contribution, change: CountChange,
+                 holders) -> set[str]:
+    """Return the content keys (posts/caching.py) of a write to `post_ids`: the posts and their
+    cards, the lists of `holders` (which they entered), and the list pages whose posts or order
+    moved (1 query when a listed post's date moved, else none)."""
+    keys = {caching.post_key(pk) for pk in (*post_ids, *holders)}
+    keys |= {caching.card_key(pk) for pk in post_ids}
+    keys |= {caching.tag_list_key(tag_id) for tag_id in change.tags}
+    if before.listed != after.listed:
+        keys.add(caching.HOME_LIST)
+        moved = [pk for pk, published_at in after.listed.items()
+                 if before.listed.get(pk, published_at) != published_at]
+        if moved:
+            tags = PostTag.objects.filter(post_id__in=moved).values_list("tag_id", flat=True)
+            keys |= {caching.tag_list_key(tag_id) for tag_id in tags}
+    return keys
 
 
 def posts_changed(post_ids, before: Contribution) -> None:
@@ -190,8 +220,10 @@ def deleting_posts(post_ids):
     )
     yield
     take_lock()
-    apply_counts(CountChange.between(before, Contribution()))
+    change = CountChange.between(before, Contribution())
+    apply_counts(change)
     compute_similar(holders)
+    caching.invalidate(changed_keys(post_ids, before, Contribution(), change, holders=()))
 
 
 def refill_lists_holding(post_ids) -> None:
@@ -300,6 +332,7 @@ WHERE s.post_id = ANY (
 )
 ORDER BY s.similar_id, s.post_id
 ON CONFLICT (post_id, similar_id) DO UPDATE SET score = EXCLUDED.score
+RETURNING post_id
 """
 
 TRIM_LISTS_SQL = f"""
@@ -334,6 +367,7 @@ def compute_similar(post_ids) -> None:
     """Replace the similar lists of `post_ids` with freshly ranked ones (3 queries)."""
     post_ids = list(post_ids)
     store_lists(post_ids, rank_lists(post_ids))
+    caching.invalidate(caching.post_key(pk) for pk in post_ids)
 
 
 def rank_lists(post_ids, pending: CountChange | None = None) -> list[tuple[int, int, float]]:
@@ -385,16 +419,18 @@ def store_lists(post_ids, rows) -> None:
         )
 
 
-def enter_lists(post_ids) -> None:
-    """Put each listed post of `post_ids` on the lists of the posts on its own list (2 queries)."""
+def enter_lists(post_ids) -> set[int]:
+    """Put each listed post of `post_ids` on the lists of the posts on its own list; return
+    the posts whose lists that changed (2 queries)."""
     post_ids = list(post_ids)
     if not post_ids:
-        return
+        return set()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(ENTER_LISTS_SQL, {"ids": post_ids, **similar_parameters()})
+            holders = {holder for (holder,) in cursor.fetchall()}
             cursor.execute(TRIM_LISTS_SQL, {"ids": post_ids, **similar_parameters()})
-        return
+        return holders
     entering = SimilarPost.objects.filter(
         post_id__in=post_ids, post__status=PublicationStatus.PUBLISHED
     ).values_list("similar_id", "post_id", "score")
@@ -415,6 +451,7 @@ def enter_lists(post_ids) -> None:
         "post_id", "similar_id"
     )
     SimilarPost.objects.filter(pk__in=list(extra)).delete()
+    return holders
 
 
 def rank_similar(
@@ -506,6 +543,8 @@ def recount_posts() -> None:
     Tag.objects.update(post_count=Coalesce(Subquery(counts), 0))
     total = Post.objects.filter(status=PublicationStatus.PUBLISHED).count()
     Counter.objects.update_or_create(name=Counter.LISTED_POSTS, defaults={"value": total})
+    tag_ids = Tag.objects.values_list("pk", flat=True)
+    caching.invalidate([caching.HOME_LIST, *(caching.tag_list_key(pk) for pk in tag_ids)])
 
 
 REFRESH_POSITION = "refresh_similar_position"  # Counter: the last post id a refresh finished

@@ -205,6 +205,7 @@ class PostQuerySet(models.QuerySet):
 class ListedTag:
     """A tag as a list page shows it: plain values, no model instance (cards show many)."""
 
+    id: int
     name: str
     slug: str
 
@@ -246,12 +247,12 @@ def cards(rows) -> list[Card]:
     """Return the Cards of for_listing() `rows`, each with its stack tags in order (1 query)."""
     found = [Card(*values, stack_tags=[]) for values in rows]
     by_id = {card.id: card for card in found}
-    for post_id, name, slug in (
+    for post_id, tag_id, name, slug in (
         PostTag.objects.filter(post_id__in=by_id, role=TagRole.STACK)
         .order_by("post_id", "position")
-        .values_list("post_id", "tag__name", "tag__slug")
+        .values_list("post_id", "tag_id", "tag__name", "tag__slug")
     ):
-        by_id[post_id].stack_tags.append(ListedTag(name, slug))
+        by_id[post_id].stack_tags.append(ListedTag(tag_id, name, slug))
     return found
 
 

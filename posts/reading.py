@@ -206,11 +206,11 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
     return post, similar
 
 
-# A card's stack tags as [[name, slug], ...], each tag read by its primary key (a join let
+# A card's stack tags as [[id, name, slug], ...], each tag read by its primary key (a join let
 # the planner hash the whole tag table once per card).
 STACK_TAGS_SQL = f"""(
     SELECT json_agg(
-        (SELECT json_build_array(t.name, t.slug) FROM {Tag._meta.db_table} t WHERE t.id = l.tag_id)
+        (SELECT json_build_array(t.id, t.name, t.slug) FROM {Tag._meta.db_table} t WHERE t.id = l.tag_id)
         ORDER BY l.position
     )
     FROM {PostTag._meta.db_table} l
@@ -277,7 +277,7 @@ def list_cards(
         cursor.execute(_list_sql(*key), params)
         rows = cursor.fetchall()
     return [
-        Card(*values, stack_tags=[ListedTag(name, slug) for name, slug in stack or ()])
+        Card(*values, stack_tags=[ListedTag(*tag) for tag in stack or ()])
         for *values, stack in rows
     ]
 

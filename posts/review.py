@@ -3,7 +3,9 @@
 Every function takes a queryset (a selection in the admin, "select all" included, or one post)
 and runs a constant number of statements however many posts it holds: one INSERT ... SELECT
 for the history, one UPDATE per table, in one transaction. Publishing and unpublishing also
-move the derived listing data (posts/derived.py). Each returns how many posts it changed.
+move the derived listing data (posts/derived.py); the others change only the posts' own pages
+(flags, review status), whose cached copies they invalidate. Each returns how many posts it
+changed.
 """
 
 from django.db import connection, transaction
@@ -11,7 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from posts import derived
+from posts import caching, derived
 from posts.models import (
     Post,
     PublicationStatus,
@@ -68,8 +70,9 @@ def selection(posts):
 def flag_posts(posts, actor, reason: str) -> int:
     """Flag `posts` as needing human review, with who, when and why."""
     reason = clean_reason(reason, required=True)
-    posts, _ = selection(posts)
+    posts, ids = selection(posts)
     record_events(posts, ReviewAction.FLAGGED, actor, reason)
+    caching.invalidate(caching.post_key(pk) for pk in ids)
     return posts.update(
         needs_human_review=True, flagged_at=timezone.now(), flagged_by=actor, flag_reason=reason
     )
@@ -79,8 +82,9 @@ def flag_posts(posts, actor, reason: str) -> int:
 def clear_flags(posts, actor, reason: str = "") -> int:
     """Clear the review flag of the flagged posts among `posts`."""
     reason = clean_reason(reason, required=False)
-    posts, _ = selection(posts.filter(needs_human_review=True))
+    posts, ids = selection(posts.filter(needs_human_review=True))
     record_events(posts, ReviewAction.CLEARED, actor, reason)
+    caching.invalidate(caching.post_key(pk) for pk in ids)
     return posts.update(needs_human_review=False, flagged_at=None, flagged_by=None, flag_reason="")
 
 
@@ -88,8 +92,9 @@ def clear_flags(posts, actor, reason: str = "") -> int:
 def mark_reviewed(posts, actor, reason: str = "") -> int:
     """Mark `posts` reviewed: clear their flag, set their revision reviewed as of today."""
     reason = clean_reason(reason, required=False)
-    posts, _ = selection(posts)
+    posts, ids = selection(posts)
     record_events(posts, ReviewAction.REVIEWED, actor, reason)
+    caching.invalidate(caching.post_key(pk) for pk in ids)
     Revision.objects.filter(post__in=posts).update(
         status=RevisionStatus.REVIEWED, last_reviewed=timezone.localdate()
     )

@@ -16,7 +16,9 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from posts import derived, reading, review
+from alphanode.observability import query_budget
+from posts import caching, derived, reading, review
+from posts.caching import cached_page, depends_on
 from posts.models import Post, PostTag, Tag, cards
 from posts.pagination import (
     NEWER,
@@ -71,6 +73,7 @@ def keyset_list(request, seeker, template, context, total):
             raise Http404(f"No page {position.legacy_page}: the list is shorter.")
         return HttpResponseRedirect(f"{request.path}?after={cursor}")
     page = page_at(seeker, position, size)
+    depends_on(request, *card_keys(page.object_list))
     if position.cursor is not None and (
         not page.object_list or (position.direction == NEWER and page.newer is None)
     ):
@@ -115,13 +118,28 @@ def tag_cards_orm(tag, position, offset, limit):
     return cards(posts[offset : offset + limit])
 
 
+def card_keys(posts):
+    """The content keys of a list of cards: each post and each stack tag shown."""
+    for post in posts:
+        yield caching.card_key(post.pk)
+        for tag in post.stack_tags:
+            yield caching.tag_key(tag.id)
+
+
+# Budgets: PostgreSQL's counts (see each docstring); a staff member's session, user and
+# permissions add 2-4.
+@query_budget(2)
+@cached_page
 def post_list(request):
     """Latest published posts (2 queries on PostgreSQL: the total, the page's cards with their
     stack tags; 3 elsewhere)."""
     total = derived.listed_post_count()
+    depends_on(request, caching.HOME_LIST)
     return keyset_list(request, latest_cards, "posts/post_list.html", {"total": total}, total)
 
 
+@query_budget(2)
+@cached_page
 def tag_detail(request, slug):
     """Published posts with one tag (2 queries on PostgreSQL: the tag with its count, the page's
     cards with their stack tags; 3 elsewhere)."""
@@ -131,6 +149,7 @@ def tag_detail(request, slug):
             raise Http404("No tag has that address.")
     else:
         tag = get_object_or_404(Tag, slug=slug)
+    depends_on(request, caching.tag_key(tag.pk), caching.tag_list_key(tag.pk))
     return keyset_list(
         request, tag_cards(tag), "posts/tag_detail.html", {"tag": tag}, tag.post_count
     )
@@ -153,11 +172,19 @@ def load_article(slug, *, readers_only):
     return post, list(Post.objects.published().similar_to(post, count))
 
 
+@query_budget(6)
+@cached_page
 def post_detail(request, slug):
     """One article (1 query for readers on PostgreSQL, see load_article). Staff also see
     drafts, why a post is kept out of search engines, and the review form when they may use
     it."""
     post, similar = load_article(slug, readers_only=not request.user.is_staff)
+    depends_on(
+        request,
+        caching.post_key(post.pk),
+        *(caching.card_key(other.pk) for other in similar),
+        *(caching.tag_key(link.tag_id) for link in post.all_tag_links),
+    )
     noindex_reasons = post.noindex_reasons()
     response = render(
         request,
@@ -175,6 +202,7 @@ def post_detail(request, slug):
     return response
 
 
+@query_budget(12)
 @require_POST
 def review_post(request, slug, action):
     """Flag, clear or mark reviewed one post from its page, then go back to it."""
@@ -199,9 +227,10 @@ def review_post(request, slug, action):
     return HttpResponseRedirect(post.get_absolute_url(), status=303)
 
 
+@query_budget(6)
 @login_required
 def review_queue(request):
-    """Flagged posts, oldest flag first (5 queries: user, 2 permissions, count, page)."""
+    """Flagged posts, oldest flag first (6 queries: session, user, 2 permissions, count, page)."""
     if not any(request.user.has_perm(name) for name in REVIEW_PERMISSIONS):
         raise PermissionDenied("The review queue is for the Reviewers group.")
     page = paginate(request, Post.objects.flagged().for_review_queue())

@@ -25,6 +25,20 @@ def clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def page_cache_off(settings):
+    """Render every page afresh: the page cache is invalidated when a write commits, which a
+    test's transaction never does. tests/test_caching.py turns it on (page_cache)."""
+    settings.PAGE_CACHE = False
+
+
+@pytest.fixture
+def page_cache(settings):
+    """The page cache on; wrap writes in django_capture_on_commit_callbacks(execute=True) so
+    their invalidations run as a commit would run them."""
+    settings.PAGE_CACHE = True
+
+
+@pytest.fixture(autouse=True)
 def import_in_the_test_transaction(settings):
     """Import on the test's own connection: writer threads use their own connections, outside
     the test's transaction. Tests of the threaded path use transactional_db and IMPORT_WORKERS."""

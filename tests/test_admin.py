@@ -485,12 +485,12 @@ def test_reviewer_flags_a_post_from_its_change_page(client, reviewer):
 @pytest.mark.parametrize(
     ("role", "action", "reason", "queries", "changed", "recorded"),
     [
-        ("reviewer", "flag", "check", 9, {"needs_human_review": True}, "flagged"),
-        ("reviewer", "clear_flag", "", 9, {"needs_human_review": False}, "cleared"),
+        ("reviewer", "flag", "check", 10, {"needs_human_review": True}, "flagged"),
+        ("reviewer", "clear_flag", "", 10, {"needs_human_review": False}, "cleared"),
         # one statement more: the UPDATE of the revisions
-        ("reviewer", "mark_reviewed", "", 10, {"revision__status": "reviewed"}, "reviewed"),
+        ("reviewer", "mark_reviewed", "", 11, {"revision__status": "reviewed"}, "reviewed"),
         # 13 more: the derived listing data (see the comment below)
-        ("editor", "publish", None, 22, {"status": "published"}, "published"),
+        ("editor", "publish", None, 23, {"status": "published"}, "published"),
     ],
 )
 def test_select_all_acts_on_10000_posts_in_constant_queries(
@@ -500,9 +500,10 @@ def test_select_all_acts_on_10000_posts_in_constant_queries(
     Post.objects.update(needs_human_review=True)
     client.force_login(users[role])
 
-    # 1 session user, 2 its permissions, 3 its groups' permissions, 4 COUNT of the changelist,
-    # 5 SAVEPOINT (the action's transaction, inside the test's), 6 SELECT ... FOR UPDATE of the
-    # selected ids, 7 INSERT ... SELECT of the history, 8 UPDATE of the posts, 9 RELEASE.
+    # 1 session, 2 its user, 3 its permissions, 4 its groups' permissions, 5 COUNT of the
+    # changelist, 6 SAVEPOINT (the action's transaction, inside the test's), 7 SELECT ... FOR
+    # UPDATE of the selected ids, 8 INSERT ... SELECT of the history, 9 UPDATE of the posts,
+    # 10 RELEASE.
     # Publishing also moves the derived data (posts/derived.py): 2 counts before, 1 tag links'
     # listing dates, 2 counts after, 1 rank similar lists, 2 lock, 2 move the counts, 2 store
     # them (clear, insert: none to insert for these tagless posts), 2 enter other lists and
@@ -535,11 +536,11 @@ def test_select_all_acts_on_the_filtered_posts_only(client, reviewer):
 @pytest.mark.parametrize(
     ("role", "queries"),
     [
-        # 1 session user, 2 COUNT (capped at 10,001 rows), 3 the page of posts joined with
-        # revision and flagger, 4 code languages (filter: a walk of their index)
-        ("superuser", 4),
+        # 1 session, 2 its user, 3 COUNT (capped at 10,001 rows), 4 the page of posts joined
+        # with revision and flagger, 5 code languages (filter: a walk of their index)
+        ("superuser", 5),
         # the same, and the reviewer's own and group permissions
-        ("reviewer", 6),
+        ("reviewer", 7),
     ],
 )
 @pytest.mark.parametrize("per_page", [10, 100])
@@ -560,12 +561,13 @@ def test_changelist_queries_are_constant(
 @pytest.mark.parametrize(
     ("role", "queries"),
     [
-        # 1 session user, 2 post joined with revision and flagger, 3 revision inline,
-        # 4 sections, 5 figures, 6 tag links joined with tags, 7 review events joined with actors
-        ("superuser", 7),
+        # 1 session, 2 its user, 3 post joined with revision and flagger, 4 revision inline,
+        # 5 sections, 6 figures, 7 tag links joined with tags, 8 review events joined with
+        # actors
+        ("superuser", 8),
         # the same, and the user's own and group permissions
-        ("editor", 9),
-        ("reviewer", 9),
+        ("editor", 10),
+        ("reviewer", 10),
     ],
 )
 @pytest.mark.parametrize(
@@ -702,8 +704,8 @@ def test_image_source_changelist_queries_are_constant(
         ImageSourceFactory()
     client.force_login(admin_user)
 
-    # 1 session user, 2 COUNT, 3 the figures joined with their posts
-    with django_assert_num_queries(3):
+    # 1 session, 2 its user, 3 COUNT, 4 the figures joined with their posts
+    with django_assert_num_queries(4):
         response = client.get(reverse("admin:posts_imagesource_changelist"))
 
     assert response.status_code == 200
@@ -761,8 +763,8 @@ def test_changelist_counts_stop_at_the_cap(
     PostFactory.create_batch(12, tag_count=0)
     client.force_login(admin_user)
 
-    # 1 session user, 2 capped count, 3 page, 4 code languages: the same as under the cap
-    with django_assert_num_queries(4):
+    # 1 session, 2 its user, 3 capped count, 4 page, 5 code languages: as under the cap
+    with django_assert_num_queries(5):
         response = client.get(CHANGELIST)
 
     assert response.context["cl"].paginator.capped

@@ -1,0 +1,268 @@
+"""Reader pages cached in Redis with exact invalidation, and the HTTP caching the CDN follows.
+
+Every cacheable page lists the content it shows as *content keys* (docs/caching.md):
+
+    post:<id>       the post's own article page (its body, meta box, flags)
+    card:<id>       the post as other pages show it: a card on a list, an entry among similar
+    tag:<id>        a tag's name and address, wherever it is shown
+    tag-list:<id>   which posts a tag page lists, and its count
+    list:home       which posts the home page lists, and the total
+
+Each key has a *version* in the cache, replaced by a new random value whenever the content
+changes (invalidate(), after the write's transaction commits). A stored page records the
+versions its keys had when it was rendered, and is served only while they all still match:
+invalidating a key makes stale exactly the pages that show it, and no other. The same keys
+are sent to the CDN (Surrogate-Key, Cache-Tag, xkey) and purged there (posts/purging.py).
+
+A page rendered while an invalidation ran might show what was just replaced: the *epoch*
+version changes with every invalidation, and a page whose render saw it change is served but
+not stored.
+
+Redis being down or frozen never fails a page: every cache call is bounded by the socket
+timeout, and after a failure the page cache is skipped for CACHE_RETRY_SECONDS (pages render
+from the database), with one log line per outage interval.
+"""
+
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpResponse
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.http import http_date, parse_http_date_safe
+
+log = logging.getLogger("alphanode.cache")
+
+VERSION_PREFIX = "content-version:"
+EPOCH = VERSION_PREFIX + "*"
+PAGE_PREFIX = "page:"
+HOME_LIST = "list:home"
+# The response headers a stored page keeps; the middleware adds the rest on every response.
+STORED_HEADERS = (
+    "Content-Type", "Content-Language", "X-Robots-Tag", "Cache-Control", "ETag",
+    "Last-Modified", "Surrogate-Key", "Cache-Tag", "xkey",
+)
+
+
+def post_key(pk) -> str:
+    return f"post:{pk}"
+
+
+def card_key(pk) -> str:
+    return f"card:{pk}"
+
+
+def tag_key(pk) -> str:
+    return f"tag:{pk}"
+
+
+def tag_list_key(pk) -> str:
+    return f"tag-list:{pk}"
+
+
+def depends_on(request, *keys) -> None:
+    """Record that the page being rendered for `request` shows the content of `keys`."""
+    found = getattr(request, "content_keys", None)
+    if found is not None:
+        found.update(keys)
+
+
+# Invalidation.
+
+
+def invalidate(keys) -> None:
+    """Make stale every cached page showing any of `keys`, once the current transaction commits
+    (at once outside one), here and at the CDN."""
+    keys = frozenset(keys)
+    if keys:
+        transaction.on_commit(lambda: refresh(keys))
+
+
+def refresh(keys) -> None:
+    """Give each of `keys` a new version now, and have the CDN purge them."""
+    from posts import purging
+
+    if not bump_versions(keys):
+        purging.retry_versions(keys)  # Redis is unreachable: try again from the purge thread
+    purging.purge(keys)
+
+
+def bump_versions(keys) -> bool:
+    """Replace the versions of `keys` and the epoch; return whether the cache took them."""
+    token = secrets.token_hex(8)
+    versions = {VERSION_PREFIX + key: token for key in keys}
+    versions[EPOCH] = token
+    return guarded(lambda: cache.set_many(versions, timeout=None) or True, False)
+
+
+# Talking to Redis without depending on it.
+
+
+@dataclass
+class Outage:
+    """When the cache last failed, so a dead Redis costs one timeout per interval, not per call."""
+
+    until: float = 0.0
+    logged_at: float = -1e9
+
+
+outage = Outage()
+
+
+def guarded(call, default):
+    """Return call(), or `default` when the cache fails or failed moments ago."""
+    now = time.monotonic()
+    if now < outage.until:
+        return default
+    try:
+        return call()
+    except Exception as error:  # redis-py and django-redis raise several; none may fail a page
+        outage.until = now + settings.CACHE_RETRY_SECONDS
+        if now - outage.logged_at >= settings.CACHE_OUTAGE_LOG_SECONDS:
+            outage.logged_at = now
+            log.error(
+                "cache unreachable (%s: %s): pages render from the database, retrying every "
+                "%ss", type(error).__name__, error, settings.CACHE_RETRY_SECONDS,
+            )
+        return default
+
+
+# Serving pages.
+
+
+@dataclass
+class StoredPage:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    keys: tuple[str, ...]
+    versions: tuple[str | None, ...]
+
+    def response(self) -> HttpResponse:
+        response = HttpResponse(self.body, status=self.status)
+        for name, value in self.headers:
+            response.headers[name] = value
+        return response
+
+
+def page_key(request) -> str:
+    address = f"{request.get_host()}{request.get_full_path()}"
+    return PAGE_PREFIX + hashlib.blake2b(address.encode(), digest_size=16).hexdigest()
+
+
+def is_reader_request(request) -> bool:
+    """Whether the request may be served a shared page: a GET or HEAD without a session."""
+    return (
+        request.method in ("GET", "HEAD")
+        and settings.SESSION_COOKIE_NAME not in request.COOKIES
+    )
+
+
+def cached_page(view):
+    """Serve `view`'s pages to readers from the page cache and mark them cacheable by the CDN.
+
+    Staff, anyone with a session, and non-GET requests get a fresh page marked private.
+    The view names the content it shows with depends_on().
+    """
+
+    @wraps(view)
+    def serve(request, *args, **kwargs):
+        if not is_reader_request(request):
+            request.cache_status = "bypass"
+            response = view(request, *args, **kwargs)
+            patch_cache_control(response, private=True, no_store=True)
+            return response
+        # No session cookie: the reader is anonymous, and nothing on the page depends on a
+        # cookie (reading the session would add Vary: Cookie for nothing).
+        request.user = AnonymousUser()
+        key = page_key(request)
+        use_cache = settings.PAGE_CACHE
+        found = guarded(lambda: cache.get_many([key, EPOCH]), {}) if use_cache else {}
+        page, epoch = found.get(key), found.get(EPOCH)
+        if page is not None and is_current(page):
+            request.cache_status = "hit"
+            return conditional(request, page.response())
+        request.cache_status = "miss" if use_cache else "bypass"
+        request.content_keys = set()
+        response = view(request, *args, **kwargs)
+        if hasattr(request, "session") and not request.session.modified:
+            # There is no session to read: a page that looked still depends on no cookie.
+            request.session.accessed = False
+        if response.status_code != 200 or response.streaming or response.cookies:
+            patch_cache_control(response, no_cache=True)
+            return response
+        mark_public(response, request.content_keys)
+        if use_cache:
+            store(key, response, request.content_keys, epoch)
+        return conditional(request, response)
+
+    return serve
+
+
+def is_current(page: StoredPage) -> bool:
+    """Whether no content on `page` changed since it was stored."""
+    if not page.keys:
+        return True
+    found = guarded(lambda: cache.get_many([VERSION_PREFIX + key for key in page.keys]), None)
+    if found is None:
+        return False
+    return all(
+        found.get(VERSION_PREFIX + key) == version
+        for key, version in zip(page.keys, page.versions, strict=True)
+    )
+
+
+def store(key: str, response: HttpResponse, content_keys, epoch_at_start) -> None:
+    """Keep `response` under `key` with the versions its content keys have now."""
+    keys = tuple(sorted(content_keys))
+    names = [VERSION_PREFIX + k for k in keys]
+    found = guarded(lambda: cache.get_many([*names, EPOCH]), None)
+    if found is None or found.get(EPOCH) != epoch_at_start:
+        return  # an invalidation ran during the render: what it showed may be stale already
+    page = StoredPage(
+        status=response.status_code,
+        body=response.content,
+        headers=tuple((h, response.headers[h]) for h in STORED_HEADERS if h in response.headers),
+        keys=keys,
+        versions=tuple(found.get(name) for name in names),
+    )
+    guarded(lambda: cache.set(key, page, timeout=settings.PAGE_CACHE_TIMEOUT), None)
+
+
+def mark_public(response: HttpResponse, content_keys) -> None:
+    """Add the headers that let browsers and the CDN keep the page, and purge it by key."""
+    patch_cache_control(
+        response,
+        public=True,
+        max_age=settings.CACHE_MAX_AGE,
+        s_maxage=settings.CACHE_S_MAXAGE,
+        stale_while_revalidate=settings.CACHE_STALE_WHILE_REVALIDATE,
+        stale_if_error=settings.CACHE_STALE_IF_ERROR,
+    )
+    digest = hashlib.blake2b(response.content, digest_size=16).hexdigest()
+    response.headers["ETag"] = f'"{digest}"'
+    response.headers["Last-Modified"] = http_date(time.time())
+    keys = " ".join(sorted(content_keys))
+    if keys:
+        # Fastly reads Surrogate-Key, Cloudflare Cache-Tag (comma-separated), Varnish xkey.
+        response.headers["Surrogate-Key"] = keys
+        response.headers["Cache-Tag"] = keys.replace(" ", ",")
+        response.headers["xkey"] = keys
+
+
+def conditional(request, response: HttpResponse) -> HttpResponse:
+    """Return a 304 when the request already holds this version of the page, else `response`."""
+    last_modified = response.headers.get("Last-Modified")
+    return get_conditional_response(
+        request,
+        etag=response.headers.get("ETag"),
+        last_modified=parse_http_date_safe(last_modified) if last_modified else None,
+        response=response,
+    )

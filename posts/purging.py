@@ -1,0 +1,135 @@
+"""Purging changed content at the CDN by surrogate key: batched, after commit, off the request.
+
+posts/caching.py calls purge() with the content keys a committed write changed. A background
+thread per process gathers them for PURGE_BATCH_SECONDS and sends them in as few requests as
+fit a header, so an editor's request never waits on the CDN; a purge that fails or times out
+is logged and retried with a growing delay, and so is a version change Redis did not take.
+
+PURGER (setting) picks what a purge does:
+    none   nothing (no CDN in front)
+    log    one log line per batch, listing the keys
+    http   `PURGE <url>` with the keys in PURGE_KEY_HEADER to each of PURGE_URLS, as
+           deploy/varnish/default.vcl expects (xkey); see docs/caching.md for Fastly/Cloudflare
+"""
+
+import atexit
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from django.conf import settings
+
+log = logging.getLogger("alphanode.purge")
+
+HEADER_LIMIT = 4000  # characters of keys per request: under every proxy's header size limit
+MAX_DELAY = 60.0  # seconds between retries, at most
+
+
+def purge(keys) -> None:
+    """Have the CDN drop every page carrying any of `keys` (soon, from the purge thread)."""
+    if settings.PURGER != "none" and keys:
+        queue.add(keys, to_purge=True)
+
+
+def retry_versions(keys) -> None:
+    """Give `keys` new cache versions again later: Redis did not take them just now."""
+    queue.add(keys, to_purge=False)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Send what is waiting now, on this thread; return whether nothing is left waiting."""
+    return queue.send(timeout)
+
+
+def chunks(keys, limit=HEADER_LIMIT):
+    """Yield space-separated runs of `keys`, each at most `limit` characters."""
+    run, size = [], 0
+    for key in sorted(keys):
+        if run and size + 1 + len(key) > limit:
+            yield " ".join(run)
+            run, size = [], 0
+        run.append(key)
+        size += len(key) + (1 if size else 0)
+    if run:
+        yield " ".join(run)
+
+
+def send_purges(keys, timeout) -> None:
+    """Purge `keys` the way PURGER says; raise OSError when a CDN did not take them."""
+    if settings.PURGER == "log":
+        log.info("purge %d keys: %s", len(keys), " ".join(sorted(keys)))
+        return
+    for url in settings.PURGE_URLS:
+        for header in chunks(keys):
+            request = urllib.request.Request(
+                url, method="PURGE", headers={settings.PURGE_KEY_HEADER: header}
+            )
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+
+
+class PurgeQueue:
+    """Keys waiting to be purged (and versions waiting to be set), and the thread sending them."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.to_purge: set[str] = set()
+        self.to_version: set[str] = set()
+        self.delay = 0.0  # after a failure: how long to wait before trying again
+        self.thread: threading.Thread | None = None
+
+    def add(self, keys, *, to_purge: bool) -> None:
+        with self.lock:
+            (self.to_purge if to_purge else self.to_version).update(keys)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="purge", daemon=True)
+                self.thread.start()
+            self.wake.notify()
+
+    def run(self) -> None:
+        while True:
+            with self.lock:
+                while not (self.to_purge or self.to_version):
+                    self.wake.wait()
+            time.sleep(max(self.delay, settings.PURGE_BATCH_SECONDS))
+            self.send(settings.PURGE_TIMEOUT)
+
+    def send(self, timeout=None) -> bool:
+        from posts.caching import bump_versions
+
+        timeout = timeout or settings.PURGE_TIMEOUT
+        with self.lock:
+            to_purge, self.to_purge = self.to_purge, set()
+            to_version, self.to_version = self.to_version, set()
+        failed = False
+        if to_version and not bump_versions(to_version):
+            failed = True
+            with self.lock:
+                self.to_version |= to_version
+        if to_purge:
+            try:
+                send_purges(to_purge, timeout)
+            except (OSError, urllib.error.URLError) as error:  # includes time-outs
+                failed = True
+                with self.lock:
+                    self.to_purge |= to_purge
+                log.warning(
+                    "CDN purge of %d keys failed (%s); retrying in %.0fs",
+                    len(to_purge), error, min(max(self.delay * 2, 1.0), MAX_DELAY),
+                )
+        self.delay = min(max(self.delay * 2, 1.0), MAX_DELAY) if failed else 0.0
+        with self.lock:
+            return not (self.to_purge or self.to_version)
+
+
+queue = PurgeQueue()
+
+
+@atexit.register
+def flush_at_exit() -> None:
+    """A command that changed posts (import_posts) purges before its process ends."""
+    if queue.to_purge or queue.to_version:
+        flush(timeout=settings.PURGE_TIMEOUT)
