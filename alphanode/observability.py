@@ -69,8 +69,6 @@ class RequestCostMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.server_timing = getattr(settings, "SERVER_TIMING", settings.DEBUG)
-        self.strict = getattr(settings, "QUERY_BUDGET_STRICT", False)
 
     def __call__(self, request):
         started = time.perf_counter()
@@ -85,7 +83,7 @@ class RequestCostMiddleware:
         app_ms = (time.perf_counter() - started) * 1000
         db_ms = counter.seconds * 1000
         response.headers[REQUEST_ID_HEADER] = request.id
-        if self.server_timing:
+        if settings.SERVER_TIMING:
             response.headers["Server-Timing"] = (
                 f'db;dur={db_ms:.1f};desc="{counter.count} queries", '
                 f'cache;desc="{request.cache_status}", app;dur={app_ms:.1f}'
@@ -112,7 +110,7 @@ class RequestCostMiddleware:
                 f"view's budget of {budget} (@query_budget)"
             )
             budget_log.warning(message, extra={**fields, "budget": budget})
-            if self.strict:
+            if settings.QUERY_BUDGET_STRICT:
                 raise QueryBudgetExceeded(message)
         return response
 

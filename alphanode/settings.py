@@ -108,6 +108,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so the queries and time it reports include every other middleware's.
     "alphanode.observability.RequestCostMiddleware",
+    "posts.caching.PrivateByDefaultMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

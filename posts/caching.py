@@ -33,7 +33,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, parse_http_date_safe
@@ -77,12 +77,30 @@ def depends_on(request, *keys) -> None:
 # Invalidation.
 
 
+class PendingRefresh:
+    """The keys a transaction changed, refreshed once when it commits (dropped if it rolls back)."""
+
+    def __init__(self, keys):
+        self.keys = set(keys)
+        self.done = False
+
+    def __call__(self):
+        self.done = True
+        refresh(self.keys)
+
+
 def invalidate(keys) -> None:
     """Make stale every cached page showing any of `keys`, once the current transaction commits
-    (at once outside one), here and at the CDN."""
-    keys = frozenset(keys)
-    if keys:
-        transaction.on_commit(lambda: refresh(keys))
+    (at once outside one), here and at the CDN: one refresh per transaction, however many
+    writes it made."""
+    keys = set(keys)
+    if not keys:
+        return
+    for _, callback, _ in connection.run_on_commit:
+        if isinstance(callback, PendingRefresh) and not callback.done:
+            callback.keys |= keys
+            return
+    transaction.on_commit(PendingRefresh(keys))
 
 
 def refresh(keys) -> None:
@@ -135,6 +153,20 @@ def guarded(call, default):
 
 
 # Serving pages.
+
+
+class PrivateByDefaultMiddleware:
+    """Mark every response that did not say how it may be cached `private, no-store`: staff
+    pages, forms, redirects after a POST. Reader pages say it themselves (cached_page)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "Cache-Control" not in response.headers:
+            patch_cache_control(response, private=True, no_store=True)
+        return response
 
 
 @dataclass

@@ -75,6 +75,7 @@ class PurgeQueue:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.sending = threading.Lock()  # one send at a time: flush() waits for the thread's
         self.wake = threading.Condition(self.lock)
         self.to_purge: set[str] = set()
         self.to_version: set[str] = set()
@@ -98,9 +99,12 @@ class PurgeQueue:
             self.send(settings.PURGE_TIMEOUT)
 
     def send(self, timeout=None) -> bool:
+        with self.sending:
+            return self.send_waiting(timeout or settings.PURGE_TIMEOUT)
+
+    def send_waiting(self, timeout) -> bool:
         from posts.caching import bump_versions
 
-        timeout = timeout or settings.PURGE_TIMEOUT
         with self.lock:
             to_purge, self.to_purge = self.to_purge, set()
             to_version, self.to_version = self.to_version, set()

@@ -210,7 +210,8 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
 # the planner hash the whole tag table once per card).
 STACK_TAGS_SQL = f"""(
     SELECT json_agg(
-        (SELECT json_build_array(t.id, t.name, t.slug) FROM {Tag._meta.db_table} t WHERE t.id = l.tag_id)
+        (SELECT json_build_array(t.id, t.name, t.slug)
+         FROM {Tag._meta.db_table} t WHERE t.id = l.tag_id)
         ORDER BY l.position
     )
     FROM {PostTag._meta.db_table} l
