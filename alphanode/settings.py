@@ -271,6 +271,7 @@ IMPORT_WORKERS = env_int("IMPORT_WORKERS", 2)
 # Security. Behind a TLS-terminating CDN/proxy, SECURE_PROXY_SSL_HEADER trusts its header.
 # Tests speak plain HTTP to the test client; production redirects to HTTPS unless told not to.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not (DEBUG or TESTING))
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probed over plain HTTP by the load balancer and CDN
 if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
