@@ -570,6 +570,22 @@ class SimilarPost(models.Model):
         return f"{self.similar_id} for {self.post_id} ({self.score:.2f})"
 
 
+class ViewCountFold(models.Model):
+    """One batch of view counts moved from Redis into Post.view_count (posts/viewcounts.py).
+
+    Its token is recorded in the same transaction as the counts are added, so a fold that is
+    run again after a crash cannot add them twice.
+    """
+
+    token = models.CharField(max_length=32, primary_key=True)
+    folded_at = models.DateTimeField(auto_now_add=True)
+    posts = models.PositiveIntegerField()
+    views = models.PositiveBigIntegerField()
+
+    def __str__(self):
+        return f"{self.views} views of {self.posts} posts at {self.folded_at:%Y-%m-%d %H:%M}"
+
+
 class Counter(models.Model):
     """A named count kept current by every write path, e.g. the number of published posts."""
 

@@ -14,10 +14,11 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from alphanode.observability import query_budget
-from posts import caching, derived, reading, review
+from posts import caching, derived, reading, review, viewcounts
 from posts.caching import cached_page, depends_on
 from posts.models import Post, PostTag, Tag, cards
 from posts.pagination import (
@@ -200,6 +201,15 @@ def post_detail(request, slug):
     if noindex_reasons:
         response.headers["X-Robots-Tag"] = "noindex"
     return response
+
+
+@query_budget(0)
+@csrf_exempt  # a beacon from any reader's page, changing nothing of theirs
+@require_POST
+def count_view(request, pk):
+    """Count one view of post `pk` in Redis (posts/viewcounts.py); no database write."""
+    viewcounts.count_view(pk)
+    return HttpResponse(status=204)
 
 
 @query_budget(12)
