@@ -3,4 +3,5 @@
 from alphanode.settings import *  # noqa: F403 - the site exactly as deployed, plus one URLconf
 
 ROOT_URLCONF = "bench_urls"
-PAGE_CACHE = False  # pages measured uncached; warm runs set PAGE_CACHE=1 in the environment
+# Pages are measured uncached; the warm runs start a gunicorn with PAGE_CACHE=1.
+PAGE_CACHE = env_bool("PAGE_CACHE", default=False)  # noqa: F405

@@ -348,11 +348,66 @@ def bench_size(size, options):
                   f"p95 {run.p95_ms:.1f} ms, {entry['queries']} queries"
                   + (f", {entry['optimized_over_naive']}x naive" if page.get("naive") else "")
                   + (f", {run.errors} errors" if run.errors else ""), flush=True)
+        stop(gunicorn)
+        gunicorn = None
+        result["warm"] = bench_warm(pages, env, options)
         return result
     finally:
         if gunicorn is not None:
             stop(gunicorn)
         servers.stop_servers()
+
+
+WARM_PAGES = ("article, 20 tags", "article, random", "home, first page",
+              "popular tag, first page", "rare tag, first page")
+
+
+def bench_warm(pages, env, options):
+    """Measure the reader pages served warm: from Redis by gunicorn (PAGE_CACHE on), and from
+    Varnish in front of it, each against the same gunicorn's hello-world ceiling."""
+    from tests import servers
+
+    port, varnish_port = free_port(), free_port()
+    log = Path(tempfile.gettempdir()) / "alphanode-bench-gunicorn-warm.log"
+    gunicorn = start_gunicorn(port, {**env, "PAGE_CACHE": "1", "SERVER_TIMING": "1"}, log)
+    varnish = None
+    tmpdir = Path(tempfile.mkdtemp(prefix="alphanode-bench-varnish-"))
+    try:
+        varnish = servers.start_varnish(tmpdir, varnish_port, port, probe_interval="2s")
+        servers.wait_for_http(f"http://127.0.0.1:{varnish_port}/healthz", varnish, "varnishd",
+                              tmpdir / "varnishd.log")
+        base, front = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{varnish_port}"
+        hello = wrk(base, ["/bench/hello/"], options.duration, options.connections)
+        warm = {}
+        for name in WARM_PAGES:
+            paths = pages[name]["paths"]
+            for where, url in (("redis", base), ("varnish", front)):
+                timings = [fetch_server_timing(url + path) for path in paths for _ in range(2)]
+                run = wrk(url, paths, options.duration, options.connections)
+                hello_after = wrk(base, ["/bench/hello/"], options.duration, options.connections)
+                ceiling = (hello.rps + hello_after.rps) / 2
+                hello = hello_after
+                entry = {**dataclasses.asdict(run), "rps": round(run.rps, 1),
+                         "ceiling_rps": round(ceiling, 1),
+                         "ratio_to_ceiling": round(run.rps / ceiling, 4),
+                         "server_timing_when_warm": timings[-1]}
+                warm.setdefault(name, {})[where] = entry
+                print(f"  warm from {where}: {name}: {run.rps:,.0f} req/s "
+                      f"({run.rps / ceiling:.1%} of {ceiling:,.0f}), p95 {run.p95_ms:.1f} ms"
+                      + (f", {run.errors} errors" if run.errors else ""), flush=True)
+        return warm
+    finally:
+        if varnish is not None:
+            stop(varnish)
+        stop(gunicorn)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def fetch_server_timing(url):
+    """GET `url` once (filling the caches); return its Server-Timing, or Varnish's X-Cache."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        response.read()
+        return response.headers.get("Server-Timing") or f"X-Cache: {response.headers['X-Cache']}"
 
 
 def wait_for_autovacuum(env, timeout=600):
@@ -470,6 +525,20 @@ def markdown(report):
         for name, ratio in report["ratios"].items():
             lines.append(f"| {name} | {ratio['p95_large_over_small']} | "
                          f"{'yes' if ratio['same_queries'] else 'no'} |")
+    if all("warm" in result for result in results):
+        lines += ["", "Warm pages (served by the Redis page cache, and by Varnish in front of it; "
+                  "% of the same gunicorn's hello-world ceiling):", "",
+                  "| page |" + "".join(f" {r['size']:,}: Redis req/s | % | p95 ms | Varnish "
+                                       "req/s | % | p95 ms |" for r in results),
+                  "|" + " --- |" * (1 + 6 * len(results))]
+        for name in results[0]["warm"]:
+            row = f"| {name} |"
+            for result in results:
+                for where in ("redis", "varnish"):
+                    entry = result["warm"][name][where]
+                    row += (f" {entry['rps']:,.0f} | {entry['ratio_to_ceiling']:.0%} | "
+                            f"{entry['p95_ms']:.1f} |")
+            lines.append(row)
     problems = [
         f"- {result['size']:,}, {name}: {problem}"
         for result in results for name, page in result["pages"].items()

@@ -401,3 +401,63 @@ def log_tail(path):
     except OSError as error:
         return f"(no log: {error})"
     return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+# Varnish (tests/test_varnish.py and bench/site_bench.py start their own, around gunicorn).
+
+VCL_DIR = Path(__file__).resolve().parent.parent / "deploy" / "varnish"
+
+
+def find_varnishd():
+    """Return the path of varnishd."""
+    path = shutil.which("varnishd") or "/usr/sbin/varnishd"
+    if not Path(path).exists():
+        raise pytest.UsageError(
+            "varnishd not found: `apt-get install -y varnish varnish-modules` (.ci/run does)."
+        )
+    return path
+
+
+def start_varnish(tmpdir, port, backend_port, *, probe_interval="0.2s"):
+    """Start varnishd on `port` with deploy/varnish/default.vcl in front of `backend_port`.
+
+    Its backend.vcl is deploy/varnish/backend.vcl with the port replaced and a quick probe, so
+    a stopped backend is seen within two probes. Logs to tmpdir/varnishd.log; wait_for_http()
+    tells when it answers.
+    """
+    tmpdir = Path(tmpdir)
+    tmpdir.chmod(0o755)  # varnishd compiles the VCL as its own user, which must read it
+    (tmpdir / "backend.vcl").write_text(
+        (VCL_DIR / "backend.vcl").read_text()
+        .replace('"8000"', f'"{backend_port}"')
+        .replace(".interval = 2s", f".interval = {probe_interval}")
+        .replace(".window = 5", ".window = 2")
+        .replace(".threshold = 3", ".threshold = 1")
+        .replace(".initial = 3", ".initial = 1")
+    )
+    with (tmpdir / "varnishd.log").open("wb") as log:
+        return subprocess.Popen(
+            [find_varnishd(), "-F", "-a", f"{HOST}:{port}", "-f", str(VCL_DIR / "default.vcl"),
+             "-p", f"vcl_path={tmpdir}:{VCL_DIR}", "-n", str(tmpdir / "varnish"),
+             "-s", "malloc,256m", "-T", "none"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def wait_for_http(url, process, what, log, seconds=START_TIMEOUT):
+    """Wait until `url` answers with any HTTP status; raise if `process` exits first."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}: {log_tail(log)}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url} within {seconds} s: {log_tail(log)}")
