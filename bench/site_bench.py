@@ -13,9 +13,12 @@ ceiling) and comparing the article and home pages with their naive N+1 versions
 queries and EXPLAIN ANALYZEs each of them, flagging sequential scans of tables over 10,000 rows
 and sorts that spill to disk.
 
-Prints a table per size and the ratios, and writes bench/results/latest.json (and a dated copy)
-and bench/results/p95.png. Needs `wrk` (apt-get install -y wrk) and matplotlib (the bench
-extra: pip install -e '.[bench]').
+Prints a table per size and the ratios, and writes bench/results/latest-<sizes>.json and .md
+(and a dated copy of the JSON) and bench/results/p95-<sizes>.png, so a run at 10,000 alone
+leaves the figures of the last run at both sizes in place. Then the warm pages: from the Redis
+page cache (a gunicorn with PAGE_CACHE on) and from Varnish in front of it, each against that
+gunicorn's hello-world ceiling. Needs `wrk` (apt-get install -y wrk), Varnish (apt-get install
+-y varnish varnish-modules) and matplotlib (the bench extra: pip install -e '.[bench]').
 """
 
 import argparse
@@ -593,9 +596,7 @@ def main():
         # Re-render the table, Markdown and chart of a finished run.
         report = json.loads(Path(options.report).read_text())
         print_table(report["results"])
-        chart(report["results"], RESULTS / "p95.png")
-        (RESULTS / "latest.md").write_text(markdown(report))
-        print(f"wrote {RESULTS / 'latest.md'} and {RESULTS / 'p95.png'}")
+        write_figures(report, [result["size"] for result in report["results"]])
         return
     if options.one_size is not None:
         # One size per process: Django reads its database settings once.
@@ -626,14 +627,21 @@ def main():
               f"{ratio['p95_large_over_small']}, same queries: {ratio['same_queries']}")
     RESULTS.mkdir(exist_ok=True)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
-    for name in ("latest.json", f"{stamp}-{'-'.join(map(str, sizes))}.json"):
+    label = "-".join(map(str, sizes))
+    for name in (f"latest-{label}.json", f"{stamp}-{label}.json"):
         (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
-    chart(results, RESULTS / "p95.png")
-    (RESULTS / "latest.md").write_text(markdown(report))
-    print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'p95.png'}")
+    write_figures(report, sizes)
     if sizes == [10_000]:
         print("The million-post run: .venv/bin/python bench/site_bench.py "
               "--sizes 10000,1000000 (about an hour on 2 cores).")
+
+
+def write_figures(report, sizes):
+    """Write the chart and the Markdown tables of `report`, named by its sizes."""
+    label = "-".join(map(str, sizes))
+    chart(report["results"], RESULTS / f"p95-{label}.png")
+    (RESULTS / f"latest-{label}.md").write_text(markdown(report))
+    print(f"\nwrote {RESULTS}/latest-{label}.json, .md and p95-{label}.png")
 
 
 def machine():

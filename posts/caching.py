@@ -134,6 +134,11 @@ class Outage:
 outage = Outage()
 
 
+def cache_down() -> bool:
+    """Whether the cache failed moments ago and is being left alone."""
+    return time.monotonic() < outage.until
+
+
 def guarded(call, default):
     """Return call(), or `default` when the cache fails or failed moments ago."""
     now = time.monotonic()
@@ -221,7 +226,7 @@ def cached_page(view):
         if page is not None and is_current(page):
             request.cache_status = "hit"
             return conditional(request, page.response())
-        request.cache_status = "miss" if use_cache else "bypass"
+        request.cache_status = "miss" if use_cache and not cache_down() else "bypass"
         request.content_keys = set()
         response = view(request, *args, **kwargs)
         if hasattr(request, "session") and not request.session.modified:

@@ -98,7 +98,7 @@ def test_the_cache_is_used_again_once_redis_is_back(client, own_redis, settings)
     own_redis.send_signal(signal.SIGSTOP)
     settings.CACHE_RETRY_SECONDS = 0.5
     assert client.get(url).status_code == 200
-    assert client.get(url).wsgi_request.cache_status == "miss"
+    assert client.get(url).wsgi_request.cache_status == "bypass"  # Redis is left alone
 
     own_redis.send_signal(signal.SIGCONT)
     time.sleep(0.6)

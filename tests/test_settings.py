@@ -1,6 +1,7 @@
 """Settings read from the environment, checked in fresh processes (settings load once)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,16 @@ def test_security_headers_are_sent(client, db):
     assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_every_variable_is_in_the_readme_and_env_example():
+    settings_source = (ROOT / "alphanode" / "settings.py").read_text()
+    variables = set(
+        re.findall(r'env_(?:bool|str|int|float|list|choice)\("([A-Z_]+)"', settings_source)
+    )
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+
+    assert {"DEBUG", "PAGE_CACHE", "PURGER", "LOG_FORMAT"} <= variables
+    assert sorted(v for v in variables if f"| `{v}` |" not in readme) == []
+    assert sorted(v for v in variables if not re.search(rf"^#? ?{v}=", example, re.M)) == []
