@@ -374,7 +374,7 @@ def bench_warm(pages, env, options):
     log = Path(tempfile.gettempdir()) / "alphanode-bench-gunicorn-warm.log"
     gunicorn = start_gunicorn(port, {**env, "PAGE_CACHE": "1", "SERVER_TIMING": "1"}, log)
     varnish = None
-    tmpdir = Path(tempfile.mkdtemp(prefix="alphanode-bench-varnish-"))
+    tmpdir = Path(tempfile.mkdtemp(prefix="alphanode-bench-varnish-", dir="/tmp"))
     try:
         varnish = servers.start_varnish(tmpdir, varnish_port, port, probe_interval="2s")
         servers.wait_for_http(f"http://127.0.0.1:{varnish_port}/healthz", varnish, "varnishd",

@@ -37,6 +37,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 
 from posts import caching
 from posts.models import Counter, Post, PostTag, PublicationStatus, SimilarPost, Tag
@@ -548,6 +549,46 @@ def recount_posts() -> None:
 
 
 REFRESH_POSITION = "refresh_similar_position"  # Counter: the last post id a refresh finished
+RELEASED_UNTIL = "scheduled_released_until"  # Counter: unix time release_scheduled reached
+
+
+@transaction.atomic
+def release_scheduled(now: datetime.datetime | None = None) -> list[int]:
+    """Refresh the cached pages that posts dated for later join once their time has come;
+    return the ids of those posts (a constant number of queries, however many).
+
+    Nothing is written when a scheduled post's date passes, so no write invalidates its list
+    pages, tag pages, or the similar lists that were keeping it hidden: this does, for every
+    post dated after the previous run and up to `now`. Run it every minute (cron); a first run
+    looks back as far as a cached page can be old.
+    """
+    now = now or timezone.now()
+    stored = Counter.objects.filter(name=RELEASED_UNTIL).values_list("value", flat=True).first()
+    if stored is None:
+        oldest = max(settings.PAGE_CACHE_TIMEOUT, settings.CACHE_S_MAXAGE)
+        since = now - datetime.timedelta(seconds=oldest)
+    else:
+        since = datetime.datetime.fromtimestamp(stored, datetime.UTC)
+    released = list(
+        Post.objects.filter(
+            status=PublicationStatus.PUBLISHED, published_at__gt=since, published_at__lte=now
+        ).values_list("pk", flat=True)
+    )
+    if released:
+        tags = PostTag.objects.filter(post_id__in=released).values_list("tag_id", flat=True)
+        holders = SimilarPost.objects.filter(similar_id__in=released).values_list(
+            "post_id", flat=True
+        )
+        caching.invalidate({
+            caching.HOME_LIST,
+            *(caching.post_key(pk) for pk in (*released, *holders)),
+            *(caching.card_key(pk) for pk in released),
+            *(caching.tag_list_key(pk) for pk in tags),
+        })
+    Counter.objects.update_or_create(
+        name=RELEASED_UNTIL, defaults={"value": int(now.timestamp())}
+    )
+    return released
 
 
 def refresh_position() -> int | None:

@@ -423,10 +423,14 @@ def start_varnish(tmpdir, port, backend_port, *, probe_interval="0.2s"):
 
     Its backend.vcl is deploy/varnish/backend.vcl with the port replaced and a quick probe, so
     a stopped backend is seen within two probes. Logs to tmpdir/varnishd.log; wait_for_http()
-    tells when it answers.
+    tells when it answers. `tmpdir` should be under /tmp: varnishd reads and compiles the VCL
+    as its own user, so both files are copied there, where that user can read them (a clone
+    of the repository may sit in a directory only root can enter).
     """
     tmpdir = Path(tmpdir)
-    tmpdir.chmod(0o755)  # varnishd compiles the VCL as its own user, which must read it
+    tmpdir.chmod(0o755)
+    shutil.copy(VCL_DIR / "default.vcl", tmpdir / "default.vcl")
+    (tmpdir / "default.vcl").chmod(0o644)
     (tmpdir / "backend.vcl").write_text(
         (VCL_DIR / "backend.vcl").read_text()
         .replace('"8000"', f'"{backend_port}"')
@@ -437,8 +441,8 @@ def start_varnish(tmpdir, port, backend_port, *, probe_interval="0.2s"):
     )
     with (tmpdir / "varnishd.log").open("wb") as log:
         return subprocess.Popen(
-            [find_varnishd(), "-F", "-a", f"{HOST}:{port}", "-f", str(VCL_DIR / "default.vcl"),
-             "-p", f"vcl_path={tmpdir}:{VCL_DIR}", "-n", str(tmpdir / "varnish"),
+            [find_varnishd(), "-F", "-a", f"{HOST}:{port}", "-f", str(tmpdir / "default.vcl"),
+             "-p", f"vcl_path={tmpdir}", "-n", str(tmpdir / "varnish"),
              "-s", "malloc,256m", "-T", "none"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

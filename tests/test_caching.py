@@ -5,6 +5,7 @@ runs after commit, which the test's own transaction never reaches.
 """
 
 import dataclasses
+import datetime
 import io
 from contextlib import contextmanager
 
@@ -12,10 +13,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from posts import caching, review
+from posts import caching, derived, review
 from posts.exporting import record_from_post
-from posts.models import Post, SimilarPost, Tag
+from posts.models import Post, PostTag, SimilarPost, Tag
 from posts.serialization import dumps, record_to_dict
 from tests.factories import PostFactory, PostTagFactory, TagFactory
 from tests.test_admin import change_form_data, change_url, messages_of, run_action
@@ -387,3 +389,35 @@ def test_an_admin_bulk_action_invalidates_once(client, world, reviewer, commit, 
     assert len(refreshed) == 1
     assert refreshed[0] == {f"post:{pk}" for pk in Post.objects.values_list("pk", flat=True)}
 
+
+
+def test_a_scheduled_post_joins_the_cached_pages_when_its_time_comes(client, world, commit):
+    call_command("release_scheduled", stdout=io.StringIO())  # the previous run: up to now
+    later = timezone.now() + datetime.timedelta(hours=1)
+    with commit():
+        scheduled = PostFactory(tag_count=0, published_at=later, title="the scheduled one")
+        PostTagFactory(post=scheduled, tag=world["shared"])
+    run_pending_refreshes()
+    urls = pages(world)
+    assert warm(client, *urls.values()) == ["hit"] * len(urls)
+    assert b"the scheduled one" not in client.get(urls["home"]).content
+    # Its hour passes (moved back instead: the clock is the test's only way round).
+    past = timezone.now() - datetime.timedelta(seconds=1)
+    Post.objects.filter(pk=scheduled.pk).update(published_at=past)
+    PostTag.objects.filter(post=scheduled).update(listed_at=past)
+    assert cache_status(client.get(urls["home"])) == "hit"  # nothing was written to say so
+
+    out = io.StringIO()
+    with commit():
+        call_command("release_scheduled", stdout=out)
+
+    assert out.getvalue() == "released 1 scheduled posts onto cached pages\n"
+    statuses = {name: cache_status(client.get(url)) for name, url in urls.items()}
+    assert statuses == {
+        "a": "miss", "b": "miss", "home": "miss", "shared tag": "miss",  # its lists, and the
+        "unrelated": "hit", "unrelated tag": "hit",                     # similar lists
+    }
+    assert b"the scheduled one" in client.get(urls["home"]).content
+    assert b"the scheduled one" in client.get(world["a"].get_absolute_url()).content
+    with commit():
+        assert derived.release_scheduled() == []  # each post is released once

@@ -65,7 +65,7 @@ class App:
 
 @pytest.fixture
 def tmpdir_for_servers():
-    path = Path(tempfile.mkdtemp(prefix="alphanode-varnish-"))
+    path = Path(tempfile.mkdtemp(prefix="alphanode-varnish-", dir="/tmp"))  # see start_varnish
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
