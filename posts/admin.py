@@ -442,6 +442,21 @@ class ImageSourceAdmin(admin.ModelAdmin):
         # The list's post column and the change page's read-only post both show the post.
         return super().get_queryset(request).select_related("post")
 
+    # A figure shows on its post's own page only (cards and similar entries show none).
+    def save_model(self, request, obj, form, change):
+        moved_from = form.initial.get("post") if change else None
+        super().save_model(request, obj, form, change)
+        caching.invalidate(caching.post_key(pk) for pk in {obj.post_id, moved_from} if pk)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        caching.invalidate([caching.post_key(obj.post_id)])
+
+    def delete_queryset(self, request, queryset):
+        post_ids = set(queryset.values_list("post_id", flat=True))
+        super().delete_queryset(request, queryset)
+        caching.invalidate(caching.post_key(pk) for pk in post_ids)
+
 
 @admin.register(ReviewEvent)
 class ReviewEventAdmin(admin.ModelAdmin):

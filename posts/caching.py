@@ -32,6 +32,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import HttpResponse
@@ -42,7 +43,10 @@ log = logging.getLogger("alphanode.cache")
 
 VERSION_PREFIX = "content-version:"
 EPOCH = VERSION_PREFIX + "*"
-PAGE_PREFIX = "page:"
+PAGE_PREFIX = "page:1:"  # the number changes with StoredPage, so old entries are not read
+# The query parameters reader pages read (pagination); others (utm_source=...) change nothing
+# on a page, and must not make a copy of it each.
+PAGE_PARAMETERS = ("after", "before", "page")
 HOME_LIST = "list:home"
 # The response headers a stored page keeps; the middleware adds the rest on every response.
 STORED_HEADERS = (
@@ -112,12 +116,22 @@ def refresh(keys) -> None:
     purging.purge(keys)
 
 
-def bump_versions(keys) -> bool:
-    """Replace the versions of `keys` and the epoch; return whether the cache took them."""
+def bump_versions(keys, *, retrying=False) -> bool:
+    """Replace the versions of `keys` and the epoch; return whether the cache took them.
+
+    A retry (the purge thread's) asks Redis even while pages leave it alone after a failure:
+    it is what makes the pages shown before the outage stale once Redis answers again.
+    """
     token = secrets.token_hex(8)
     versions = {VERSION_PREFIX + key: token for key in keys}
     versions[EPOCH] = token
-    return guarded(lambda: cache.set_many(versions, timeout=None) or True, False)
+    if not retrying:
+        return guarded(lambda: cache.set_many(versions, timeout=None) or True, False)
+    try:
+        cache.set_many(versions, timeout=None)
+    except Exception:  # still down: the purge thread tries again
+        return False
+    return True
 
 
 # Talking to Redis without depending on it.
@@ -135,8 +149,11 @@ outage = Outage()
 
 
 def cache_down() -> bool:
-    """Whether the cache failed moments ago and is being left alone."""
-    return time.monotonic() < outage.until
+    """Whether the cache failed moments ago and is being left alone, or has not yet taken the
+    new versions of content this process changed (its stored pages are not to be trusted)."""
+    from posts import purging
+
+    return time.monotonic() < outage.until or purging.versions_waiting()
 
 
 def guarded(call, default):
@@ -169,9 +186,20 @@ class PrivateByDefaultMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if "Cache-Control" not in response.headers:
+        cache_control = response.headers.get("Cache-Control", "")
+        if not cache_control:
             patch_cache_control(response, private=True, no_store=True)
+        elif "public" in cache_control and (response.cookies or has_vary_cookie(response)):
+            # The middleware after the view set a cookie (e.g. a fresh CSRF token for a
+            # malformed one): this response is the reader's own, not one to share.
+            response.headers["Cache-Control"] = "private, no-store"
+            for header in ("Surrogate-Key", "Cache-Tag", "xkey"):
+                del response.headers[header]
         return response
+
+
+def has_vary_cookie(response) -> bool:
+    return "cookie" in response.headers.get("Vary", "").lower()
 
 
 @dataclass
@@ -190,15 +218,21 @@ class StoredPage:
 
 
 def page_key(request) -> str:
-    address = f"{request.get_host()}{request.get_full_path()}"
+    """Return the cache key of the page `request` asks for: its host, path and pagination."""
+    parameters = [
+        (name, value) for name in PAGE_PARAMETERS for value in request.GET.getlist(name)
+    ]
+    address = f"{request.get_host()}{request.path}?{parameters}"
     return PAGE_PREFIX + hashlib.blake2b(address.encode(), digest_size=16).hexdigest()
 
 
 def is_reader_request(request) -> bool:
-    """Whether the request may be served a shared page: a GET or HEAD without a session."""
+    """Whether the request may be served a shared page: a GET or HEAD without a session, and
+    without messages waiting to be shown to this browser."""
     return (
         request.method in ("GET", "HEAD")
         and settings.SESSION_COOKIE_NAME not in request.COOKIES
+        and CookieStorage.cookie_name not in request.COOKIES
     )
 
 
@@ -220,7 +254,7 @@ def cached_page(view):
         # cookie (reading the session would add Vary: Cookie for nothing).
         request.user = AnonymousUser()
         key = page_key(request)
-        use_cache = settings.PAGE_CACHE
+        use_cache = settings.PAGE_CACHE and not cache_down()
         found = guarded(lambda: cache.get_many([key, EPOCH]), {}) if use_cache else {}
         page, epoch = found.get(key), found.get(EPOCH)
         if page is not None and is_current(page):
@@ -236,8 +270,9 @@ def cached_page(view):
             patch_cache_control(response, no_cache=True)
             return response
         mark_public(response, request.content_keys)
-        if use_cache:
-            store(key, response, request.content_keys, epoch)
+        if use_cache and not store(key, response, request.content_keys, epoch):
+            # What it shows may already have been replaced: the CDN must not keep it either.
+            unmark_public(response)
         return conditional(request, response)
 
     return serve
@@ -256,13 +291,29 @@ def is_current(page: StoredPage) -> bool:
     )
 
 
-def store(key: str, response: HttpResponse, content_keys, epoch_at_start) -> None:
-    """Keep `response` under `key` with the versions its content keys have now."""
+def store(key: str, response: HttpResponse, content_keys, epoch_at_start) -> bool:
+    """Keep `response` under `key` with the versions its content keys have now; return False
+    when an invalidation ran during the render (what it showed may be stale already)."""
     keys = tuple(sorted(content_keys))
     names = [VERSION_PREFIX + k for k in keys]
     found = guarded(lambda: cache.get_many([*names, EPOCH]), None)
-    if found is None or found.get(EPOCH) != epoch_at_start:
-        return  # an invalidation ran during the render: what it showed may be stale already
+    if found is None:
+        return True  # the cache is down: nothing stored, nothing known against the page
+    if found.get(EPOCH) != epoch_at_start:
+        return False
+    missing = [name for name in names if name not in found]
+    if missing:
+        # A key never changed since Redis started (or evicted) gets a version now: a page
+        # recorded against "no version" would match again once a later version is lost.
+        def create():
+            for name in missing:
+                cache.add(name, secrets.token_hex(8), timeout=None)
+            return cache.get_many(missing)
+
+        created = guarded(create, None)
+        if created is None or len(created) != len(missing):
+            return True
+        found.update(created)
     page = StoredPage(
         status=response.status_code,
         body=response.content,
@@ -271,6 +322,7 @@ def store(key: str, response: HttpResponse, content_keys, epoch_at_start) -> Non
         versions=tuple(found.get(name) for name in names),
     )
     guarded(lambda: cache.set(key, page, timeout=settings.PAGE_CACHE_TIMEOUT), None)
+    return True
 
 
 def mark_public(response: HttpResponse, content_keys) -> None:
@@ -292,6 +344,13 @@ def mark_public(response: HttpResponse, content_keys) -> None:
         response.headers["Surrogate-Key"] = keys
         response.headers["Cache-Tag"] = keys.replace(" ", ",")
         response.headers["xkey"] = keys
+
+
+def unmark_public(response: HttpResponse) -> None:
+    """Take back mark_public(): the page may be shown, not kept."""
+    response.headers["Cache-Control"] = "no-cache"
+    for header in ("Surrogate-Key", "Cache-Tag", "xkey"):
+        del response.headers[header]
 
 
 def conditional(request, response: HttpResponse) -> HttpResponse:

@@ -16,7 +16,6 @@ import atexit
 import logging
 import threading
 import time
-import urllib.error
 import urllib.request
 
 from django.conf import settings
@@ -36,6 +35,11 @@ def purge(keys) -> None:
 def retry_versions(keys) -> None:
     """Give `keys` new cache versions again later: Redis did not take them just now."""
     queue.add(keys, to_purge=False)
+
+
+def versions_waiting() -> bool:
+    """Whether this process has changed content whose new versions Redis has not taken yet."""
+    return bool(queue.to_version)
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -109,14 +113,19 @@ class PurgeQueue:
             to_purge, self.to_purge = self.to_purge, set()
             to_version, self.to_version = self.to_version, set()
         failed = False
-        if to_version and not bump_versions(to_version):
-            failed = True
-            with self.lock:
-                self.to_version |= to_version
+        if to_version:
+            if bump_versions(to_version, retrying=True):
+                # A CDN may have fetched the old page from Redis meanwhile: purge it again.
+                if settings.PURGER != "none":
+                    to_purge |= to_version
+            else:
+                failed = True
+                with self.lock:
+                    self.to_version |= to_version
         if to_purge:
             try:
                 send_purges(to_purge, timeout)
-            except (OSError, urllib.error.URLError) as error:  # includes time-outs
+            except Exception as error:  # time-outs, refusals, broken replies: all retried
                 failed = True
                 with self.lock:
                     self.to_purge |= to_purge
@@ -124,7 +133,12 @@ class PurgeQueue:
                     "CDN purge of %d keys failed (%s); retrying in %.0fs",
                     len(to_purge), error, min(max(self.delay * 2, 1.0), MAX_DELAY),
                 )
-        self.delay = min(max(self.delay * 2, 1.0), MAX_DELAY) if failed else 0.0
+        # Versions Redis did not take are retried as often as pages retry Redis; the CDN, with a
+        # growing delay.
+        delay = min(max(self.delay * 2, 1.0), MAX_DELAY) if failed else 0.0
+        if self.to_version:
+            delay = min(delay, settings.CACHE_RETRY_SECONDS)
+        self.delay = delay
         with self.lock:
             return not (self.to_purge or self.to_version)
 
@@ -135,5 +149,12 @@ queue = PurgeQueue()
 @atexit.register
 def flush_at_exit() -> None:
     """A command that changed posts (import_posts) purges before its process ends."""
-    if queue.to_purge or queue.to_version:
-        flush(timeout=settings.PURGE_TIMEOUT)
+    if queue.thread is None:
+        return  # nothing was ever queued in this process
+    if not flush(timeout=settings.PURGE_TIMEOUT):
+        log.error(
+            "exiting with %d content keys not purged at the CDN and %d whose cache versions "
+            "Redis did not take: their pages may stay stale until they expire "
+            "(PAGE_CACHE_TIMEOUT in Redis, CACHE_S_MAXAGE at the CDN)",
+            len(queue.to_purge), len(queue.to_version),
+        )

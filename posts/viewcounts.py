@@ -28,6 +28,7 @@ from posts.caching import guarded
 from posts.models import Post, ViewCountFold
 
 PENDING = "alphanode:views:pending"
+MAX_ID = 2**63 - 1  # a post id is a bigint
 FOLDING = "alphanode:views:folding:"  # + the fold's token
 
 
@@ -41,12 +42,16 @@ def uses_redis() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def count_view(post_id: int) -> None:
-    """Count one view of post `post_id` (in Redis; without Redis, in the database directly)."""
+def count_view(post_id: int) -> bool:
+    """Count one view of post `post_id` (in Redis; without Redis, in the database directly);
+    return False for an id no post can have."""
+    if not 0 < post_id <= MAX_ID:
+        return False
     if not uses_redis():
         Post.objects.filter(pk=post_id).update(view_count=F("view_count") + 1)
-        return
+        return True
     guarded(lambda: redis().hincrby(PENDING, post_id, 1), None)
+    return True
 
 
 def fold_view_counts() -> tuple[int, int]:
@@ -71,7 +76,14 @@ def fold_view_counts() -> tuple[int, int]:
 
 def fold(client, key: str) -> tuple[int, int]:
     """Apply the counts under fold key `key` once, then delete it; return (posts, views)."""
-    counts = {int(post_id): int(n) for post_id, n in client.hgetall(key).items() if int(n) > 0}
+    counts = {}
+    for post_id, n in client.hgetall(key).items():
+        try:
+            post_id, n = int(post_id), int(n)
+        except ValueError:
+            continue  # not written by count_view(): nothing to add
+        if 0 < post_id <= MAX_ID and n > 0:
+            counts[post_id] = n
     token = key.removeprefix(FOLDING)
     with transaction.atomic():
         _, created = ViewCountFold.objects.get_or_create(

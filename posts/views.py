@@ -208,7 +208,8 @@ def post_detail(request, slug):
 @require_POST
 def count_view(request, pk):
     """Count one view of post `pk` in Redis (posts/viewcounts.py); no database write."""
-    viewcounts.count_view(pk)
+    if not viewcounts.count_view(pk):
+        raise Http404(f"No post has id {pk}.")
     return HttpResponse(status=204)
 
 

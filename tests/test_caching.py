@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,8 +20,14 @@ from posts import caching, derived, review
 from posts.exporting import record_from_post
 from posts.models import Post, PostTag, SimilarPost, Tag
 from posts.serialization import dumps, record_to_dict
-from tests.factories import PostFactory, PostTagFactory, TagFactory
-from tests.test_admin import change_form_data, change_url, messages_of, run_action
+from tests.factories import ImageSourceFactory, PostFactory, PostTagFactory, TagFactory
+from tests.test_admin import (
+    FormData,
+    change_form_data,
+    change_url,
+    messages_of,
+    run_action,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("page_cache")]
 
@@ -191,7 +198,10 @@ def test_a_page_rendered_while_its_content_changed_is_not_stored(client, world, 
         render(response, keys)
 
     monkeypatch.setattr(caching, "mark_public", change_during_render)
-    assert cache_status(client.get(url)) == "miss"
+    response = client.get(url)
+    assert cache_status(response) == "miss"
+    assert response["Cache-Control"] == "no-cache"  # nor may the CDN keep it
+    assert "xkey" not in response
     monkeypatch.setattr(caching, "mark_public", render)
 
     assert cache_status(client.get(url)) == "miss"
@@ -392,7 +402,7 @@ def test_an_admin_bulk_action_invalidates_once(client, world, reviewer, commit, 
 
 
 def test_a_scheduled_post_joins_the_cached_pages_when_its_time_comes(client, world, commit):
-    call_command("release_scheduled", stdout=io.StringIO())  # the previous run: up to now
+    derived.release_scheduled(now=timezone.now() - datetime.timedelta(seconds=10))  # last run
     later = timezone.now() + datetime.timedelta(hours=1)
     with commit():
         scheduled = PostFactory(tag_count=0, published_at=later, title="the scheduled one")
@@ -421,3 +431,92 @@ def test_a_scheduled_post_joins_the_cached_pages_when_its_time_comes(client, wor
     assert b"the scheduled one" in client.get(world["a"].get_absolute_url()).content
     with commit():
         assert derived.release_scheduled() == []  # each post is released once
+
+
+def test_editing_a_figure_refreshes_only_its_posts_page(client, world, admin_user, commit):
+    with commit():
+        figure = ImageSourceFactory(post=world["a"], caption="the old caption")
+    admin_client = type(client)()
+    admin_client.force_login(admin_user)
+    url = reverse("admin:posts_imagesource_change", args=[figure.pk])
+
+    def edit():
+        data = FormData(admin_client.get(url).text, "imagesource_form").data
+        data["caption"] = ["a clearer caption"]
+        response = admin_client.post(url, data)
+        assert response.status_code == 302, response.content[:2000]
+
+    statuses = statuses_after(client, world, edit, commit)
+
+    assert statuses == {
+        "a": "miss", "b": "hit", "home": "hit", "shared tag": "hit",
+        "unrelated": "hit", "unrelated tag": "hit",
+    }
+    assert b"a clearer caption" in client.get(world["a"].get_absolute_url()).content
+
+
+def test_unread_query_parameters_share_the_page(client, world, django_assert_num_queries):
+    url = world["a"].get_absolute_url()
+    client.get(url)
+
+    with django_assert_num_queries(0):
+        response = client.get(url + "?utm_source=newsletter&ref=x")
+
+    assert cache_status(response) == "hit"
+    assert cache_status(client.get(reverse("posts:list") + "?page=last")) != "hit"
+
+
+def test_a_page_never_records_a_missing_version(client, world):
+    url = world["a"].get_absolute_url()
+    caching.cache.clear()  # as after a Redis restart: no versions at all
+
+    client.get(url)
+
+    page = caching.cache.get(caching.page_key(client.get(url).wsgi_request))
+    assert page.keys and None not in page.versions
+    caching.cache.delete(caching.VERSION_PREFIX + f"post:{world['a'].pk}")  # evicted
+    assert cache_status(client.get(url)) == "miss"
+
+
+def test_a_browser_with_messages_waiting_gets_its_own_page(client, world):
+    url = world["a"].get_absolute_url()
+    warm(client, url)
+    client.cookies["messages"] = "anything"
+
+    response = client.get(url)
+
+    assert cache_status(response) == "bypass"
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_public_response_that_sets_a_cookie_is_made_private(rf):
+    """Middleware after the view (CSRF, sessions) may add a cookie to a reader's page."""
+
+    def view_then_a_cookie(request):
+        response = HttpResponse("page")
+        caching.mark_public(response, {"post:1"})
+        response.set_cookie("csrftoken", "fresh")
+        return response
+
+    response = caching.PrivateByDefaultMiddleware(view_then_a_cookie)(rf.get("/"))
+
+    assert response["Cache-Control"] == "private, no-store"
+    assert "xkey" not in response and "Surrogate-Key" not in response
+
+
+@pytest.mark.parametrize("command", ["refresh_similar", "recount_posts"])
+def test_repair_commands_refresh_what_they_recompute(world, monkeypatch, commit, command):
+    refreshed = []
+    run_pending_refreshes()
+    monkeypatch.setattr(caching, "refresh", lambda keys: refreshed.append(set(keys)))
+
+    with commit():
+        call_command(command, "--workers=0" if command == "refresh_similar" else [],
+                     stdout=io.StringIO())
+
+    keys = set().union(*refreshed)
+    if command == "refresh_similar":
+        assert {f"post:{p.pk}" for p in (world["a"], world["b"], world["unrelated"])} <= keys
+    else:
+        assert "list:home" in keys
+        assert {f"tag-list:{pk}" for pk in Tag.objects.values_list("pk", flat=True)} <= keys

@@ -122,6 +122,8 @@ def test_a_write_while_redis_is_frozen_refreshes_the_page_when_it_is_back(
 
     with django_capture_on_commit_callbacks(execute=True):
         review.flag_posts(Post.objects.filter(pk=post.pk), reviewer, "check")
+    assert purging.queue.to_version >= {f"post:{post.pk}"} or purging.queue.sending.locked()
+    assert client.get(url).wsgi_request.cache_status == "bypass"  # not trusted meanwhile
 
     own_redis.send_signal(signal.SIGCONT)
     caching.outage.until = 0.0

@@ -111,3 +111,16 @@ def test_counts_of_deleted_posts_are_dropped():
 
     assert viewcounts.fold_view_counts() == (2, 2)
     assert view_count(post) == post.view_count + 1
+
+
+def test_an_impossible_id_is_refused_and_cannot_stop_folding(client):
+    post = PostFactory(view_count=0)
+    huge = 2**64
+
+    assert client.post(f"/posts/{huge}/view").status_code == 404
+    viewcounts.count_view(post.pk)
+    viewcounts.redis().hset(viewcounts.PENDING, "99999999999999999999", 1)  # not ours
+    viewcounts.redis().hset(viewcounts.PENDING, "nonsense", 1)
+
+    assert viewcounts.fold_view_counts() == (1, 1)
+    assert view_count(post) == 1

@@ -40,18 +40,40 @@ sub vcl_recv {
         return (pass);
     }
     unset req.http.Cookie;
-    # While the app is healthy, an expired page is served stale only briefly (the app's
-    # stale-while-revalidate) while it is fetched again; when the app is down, for as long as
-    # the page's stale-if-error allows (beresp.grace below).
-    if (std.healthy(req.backend_hint)) {
-        set req.grace = 60s;
+    # vcl_hit asks for a fresh copy of a page too stale to serve while the app is up.
+    if (req.restarts == 0) {
+        unset req.http.X-Fetch-Fresh;
+    } elsif (req.http.X-Fetch-Fresh) {
+        set req.grace = 0s;
     }
     return (hash);
 }
 
+sub vcl_hit {
+    # An expired page is kept for its stale-if-error (beresp.grace below). While the app is up
+    # it is served stale only within its stale-while-revalidate (fetched again meanwhile);
+    # past that, the reader waits for a fresh copy. While the app is down, it is served.
+    if (obj.ttl <= 0s && std.healthy(req.backend_hint)
+        && obj.ttl + std.duration(obj.http.X-Stale-While-Revalidate + "s", 0s) <= 0s) {
+        set req.http.X-Fetch-Fresh = "1";
+        return (restart);
+    }
+}
+
 sub vcl_backend_response {
+    # A background refresh that got an error (the app up, its database not): keep serving
+    # the stale copy rather than replacing it with the error.
+    if (beresp.status >= 500 && bereq.is_bgfetch) {
+        return (abandon);
+    }
     # Varnish takes the TTL from s-maxage and the grace from stale-while-revalidate; keep the
-    # object for stale-if-error instead, so it outlives the app being down.
+    # object for stale-if-error instead, so it outlives the app being down, and remember the
+    # stale-while-revalidate for vcl_hit.
+    set beresp.http.X-Stale-While-Revalidate = "0";
+    if (beresp.http.Cache-Control ~ "stale-while-revalidate=[0-9]+") {
+        set beresp.http.X-Stale-While-Revalidate = regsub(beresp.http.Cache-Control,
+            "^.*stale-while-revalidate=([0-9]+).*$", "\1");
+    }
     if (beresp.http.Cache-Control ~ "stale-if-error=[0-9]+") {
         set beresp.grace = std.duration(
             regsub(beresp.http.Cache-Control, "^.*stale-if-error=([0-9]+).*$", "\1") + "s", 0s);
@@ -70,7 +92,13 @@ sub vcl_deliver {
     } else {
         set resp.http.X-Cache = "MISS";
     }
-    # The keys are for this cache only.
+    # What the app measured and named belongs to the request that fetched the page.
+    if (obj.hits > 0) {
+        unset resp.http.Server-Timing;
+        set resp.http.X-Request-ID = req.xid;
+    }
+    # The keys and the remembered stale-while-revalidate are for this cache only.
+    unset resp.http.X-Stale-While-Revalidate;
     unset resp.http.xkey;
     unset resp.http.Surrogate-Key;
     unset resp.http.Cache-Tag;
