@@ -47,6 +47,8 @@ from import_bench import PG_SETTINGS, run_manage  # noqa: E402
 SEQ_SCAN_ROWS = 10_000  # a sequential scan of a table larger than this is flagged
 RARE_TAG = "bench rare tool"
 RARE_POSTS = 20
+RARE_WORD = "zeppelin"  # in the rare posts' titles only
+COMMON_WORD = "queries"  # in a large share of generated posts
 WRK_SCRIPT = """
 local paths = {%(paths)s}
 local headers = {%(headers)s}
@@ -136,6 +138,7 @@ def crafted_records(count):
         dataclasses.replace(
             record, source_id=f"bench-rare-{n}", slug=f"bench-rare-{n}",
             reference=f"bench-rare-{n}", status="published",
+            title=f"{record.title}: {RARE_WORD} notes",  # what the rare search finds
             published_at=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
             + datetime.timedelta(days=n * 20),
             tools=(*record.tools, RARE_TAG),
@@ -315,6 +318,8 @@ def bench_size(size, options):
             "popular tag, last page": {"paths": [f"{popular.get_absolute_url()}?page=last"]},
             "rare tag, first page": {"paths": [rare.get_absolute_url()]},
             "rare tag, last page": {"paths": [f"{rare.get_absolute_url()}?page=last"]},
+            "search, common word": {"paths": [f"/search/?q={COMMON_WORD}"]},
+            "search, rare word": {"paths": [f"/search/?q={RARE_WORD}"]},
             "admin posts list": {"paths": ["/admin/posts/post/"], "login": True},
             "review queue": {"paths": ["/review/"], "login": True},
         }
@@ -362,7 +367,7 @@ def bench_size(size, options):
 
 
 WARM_PAGES = ("article, 20 tags", "article, random", "home, first page",
-              "popular tag, first page", "rare tag, first page")
+              "popular tag, first page", "rare tag, first page", "search, common word")
 
 
 def bench_warm(pages, env, options):

@@ -7,6 +7,7 @@ Every cacheable page lists the content it shows as *content keys* (docs/caching.
     tag:<id>        a tag's name and address, wherever it is shown
     tag-list:<id>   which posts a tag page lists, and its count
     list:home       which posts the home page lists, and the total
+    search          which posts any search finds (changed by every write of posts)
 
 Each key has a *version* in the cache, replaced by a new random value whenever the content
 changes (invalidate(), after the write's transaction commits). A stored page records the
@@ -46,8 +47,9 @@ EPOCH = VERSION_PREFIX + "*"
 PAGE_PREFIX = "page:1:"  # the number changes with StoredPage, so old entries are not read
 # The query parameters reader pages read (pagination); others (utm_source=...) change nothing
 # on a page, and must not make a copy of it each.
-PAGE_PARAMETERS = ("after", "before", "page")
+PAGE_PARAMETERS = ("after", "before", "page", "q")
 HOME_LIST = "list:home"
+SEARCH = "search"  # every search page: any write may change what matches
 # The response headers a stored page keeps; the middleware adds the rest on every response.
 STORED_HEADERS = (
     "Content-Type", "Content-Language", "X-Robots-Tag", "Cache-Control", "ETag",

@@ -7,6 +7,7 @@
   contribute after it is added.
 - Similar posts (`SimilarPost`): each post's best few by the sum of the rarity weights of the
   tags both carry (docs/queries.md explains the rule), ties broken by newest.
+- Search documents (`SearchDocument`, PostgreSQL): each post's weighted full-text vector.
 
 Imports and the generator call `after_batch_write()` from the same transaction as the batch;
 the admin and the review actions call `posts_changed()` and `deleting_posts()`; the
@@ -40,7 +41,16 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from posts import caching
-from posts.models import Counter, Post, PostTag, PublicationStatus, SimilarPost, Tag
+from posts.models import (
+    Counter,
+    Post,
+    PostTag,
+    PublicationStatus,
+    SearchDocument,
+    Section,
+    SimilarPost,
+    Tag,
+)
 
 # Taken by every writer before it moves counts or other posts' similar lists, and held to
 # commit: two import writers updating the same tag counts or the same lists would otherwise
@@ -172,6 +182,7 @@ def after_batch_write(post_ids, before: Contribution) -> None:
     # enter/trim waits on them while this one waits for the lock.
     change = CountChange.between(before, after)
     ranked = rank_lists(post_ids, change)
+    index_for_search(post_ids)
     take_lock()
     apply_counts(change)
     store_lists(post_ids, ranked)
@@ -184,7 +195,7 @@ def changed_keys(post_ids, before: Contribution, after: Contribution, change: Co
     """Return the content keys (posts/caching.py) of a write to `post_ids`: the posts and their
     cards, the lists of `holders` (which they entered), and the list pages whose posts or order
     moved (1 query when a listed post's date moved, else none)."""
-    keys = {caching.post_key(pk) for pk in (*post_ids, *holders)}
+    keys = {caching.SEARCH, *(caching.post_key(pk) for pk in (*post_ids, *holders))}
     keys |= {caching.card_key(pk) for pk in post_ids}
     keys |= {caching.tag_list_key(tag_id) for tag_id in change.tags}
     if before.listed != after.listed:
@@ -240,6 +251,32 @@ def refill_lists_holding(post_ids) -> None:
     )
     for start in range(0, len(holders), settings.SIMILAR_BATCH_SIZE):
         compute_similar(holders[start : start + settings.SIMILAR_BATCH_SIZE])
+
+
+# Search documents.
+
+SEARCH_CONFIG = "english"
+# Title A, summary B, body (intro, sections in order, final notes) C.
+SEARCH_DOCUMENTS_SQL = f"""
+INSERT INTO {SearchDocument._meta.db_table} (post_id, vector)
+SELECT p.id,
+       setweight(to_tsvector('{SEARCH_CONFIG}', p.title), 'A')
+       || setweight(to_tsvector('{SEARCH_CONFIG}', p.summary), 'B')
+       || setweight(to_tsvector('{SEARCH_CONFIG}', concat_ws(' ', p.intro,
+              (SELECT string_agg(s.heading || ' ' || s.body, ' ' ORDER BY s.position)
+               FROM {Section._meta.db_table} s WHERE s.post_id = p.id),
+              p.final_notes)), 'C')
+FROM {POST_TABLE} p WHERE p.id = ANY(%s)
+ON CONFLICT (post_id) DO UPDATE SET vector = EXCLUDED.vector
+"""
+
+
+def index_for_search(post_ids) -> None:
+    """Write the search documents of `post_ids` from their text (1 statement, PostgreSQL)."""
+    post_ids = list(post_ids)
+    if post_ids and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(SEARCH_DOCUMENTS_SQL, [post_ids])
 
 
 # Similar posts.
@@ -581,6 +618,7 @@ def release_scheduled(now: datetime.datetime | None = None) -> list[int]:
         )
         caching.invalidate({
             caching.HOME_LIST,
+            caching.SEARCH,
             *(caching.post_key(pk) for pk in (*released, *holders)),
             *(caching.card_key(pk) for pk in released),
             *(caching.tag_list_key(pk) for pk in tags),

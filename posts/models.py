@@ -9,6 +9,7 @@ import functools
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import connections, models
@@ -568,6 +569,24 @@ class SimilarPost(models.Model):
 
     def __str__(self):
         return f"{self.similar_id} for {self.post_id} ({self.score:.2f})"
+
+
+class SearchDocument(models.Model):
+    """A post's full-text search vector (PostgreSQL): title weighted A, summary B, body C.
+
+    A table of its own rather than a column of Post, so that no query of posts ever reads
+    vectors of several kilobytes; kept current by every write path with the other derived
+    data (posts/derived.py), set-based. Its GIN index is made by migration 0007 on PostgreSQL
+    only; the SQLite default searches titles and summaries directly (posts/searching.py).
+    """
+
+    post = models.OneToOneField(
+        Post, on_delete=models.CASCADE, primary_key=True, related_name="search_document"
+    )
+    vector = SearchVectorField(null=True)
+
+    def __str__(self):
+        return f"search document of post {self.post_id}"
 
 
 class ViewCountFold(models.Model):

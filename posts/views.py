@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from alphanode.observability import query_budget
-from posts import caching, derived, reading, review, viewcounts
+from posts import caching, derived, reading, review, searching, viewcounts
 from posts.caching import cached_page, depends_on
 from posts.models import Post, PostTag, Tag, cards
 from posts.pagination import (
@@ -171,6 +171,23 @@ def load_article(slug, *, readers_only):
     posts = Post.objects.published() if readers_only else Post.objects.all()
     post = get_object_or_404(posts.for_article_page(), slug=slug)
     return post, list(Post.objects.published().similar_to(post, count))
+
+
+@query_budget(2)
+@cached_page
+def search(request):
+    """Published posts matching ?q=, best of the newest matches first (1 query on
+    PostgreSQL, 2 for a page past the last; 3 elsewhere)."""
+    query = searching.clean_query(request.GET.get("q", ""))
+    raw_page = request.GET.get("page", "1")
+    if not raw_page.isdigit() or int(raw_page) < 1:
+        raise Http404(f"No page {raw_page!r}: pages are numbered from 1.")
+    page = int(raw_page)
+    found = searching.search(query, page, now=timezone.now())
+    if page > found.pages:
+        raise Http404(f"No page {page}: the results run to page {found.pages}.")
+    depends_on(request, caching.SEARCH, *card_keys(result.card for result in found.results))
+    return render(request, "posts/search.html", {"query": query, "found": found})
 
 
 @query_budget(6)

@@ -1,0 +1,188 @@
+"""Full-text search of published posts: what /search/ reads.
+
+On PostgreSQL each post has a weighted search vector (posts.SearchDocument: title A, summary
+B, body C) kept current by every write path, with a GIN index. A search takes the newest
+SEARCH_WINDOW published posts matching the query and ranks only those (ts_rank), so a word
+found in a third of a million posts costs the same as a rare one: readers get the best of the
+newest matches, and the page says when there were more. Highlights (ts_headline) are made for
+the shown page only. One statement per page.
+
+The SQLite default searches titles and summaries for the words, newest first.
+"""
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from posts.derived import SEARCH_CONFIG
+from posts.models import (
+    CARD_FIELDS,
+    Card,
+    ListedTag,
+    Post,
+    PublicationStatus,
+    SearchDocument,
+    TagRole,
+    cards,
+)
+
+MAX_QUERY_LENGTH = 200  # characters; a longer query is cut there, and the page says so
+# ts_headline marks matches with these; the text is escaped, then they become <mark>.
+START, STOP = "\x02", "\x03"
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # what is searched for: cleaned, at most MAX_QUERY_LENGTH characters
+    shortened: bool = False  # the reader's query was longer and was cut
+
+    def __bool__(self):
+        return bool(self.text)
+
+
+@dataclass(frozen=True)
+class Result:
+    card: Card
+    highlight: SafeString  # the summary with the matched words in <mark>
+
+
+@dataclass(frozen=True)
+class Results:
+    results: list[Result]
+    matches: int  # how many of the newest matches were ranked (at most SEARCH_WINDOW)
+    more: bool  # more posts matched than were ranked
+    page: int
+    pages: int
+
+
+def clean_query(raw: str) -> Query:
+    """Return the searchable part of what a reader typed: no control characters (NUL
+    included), spaces collapsed, at most MAX_QUERY_LENGTH characters."""
+    text = "".join(
+        " " if unicodedata.category(char).startswith("C") else char for char in raw or ""
+    )
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
+    if len(text) > MAX_QUERY_LENGTH:
+        return Query(text[:MAX_QUERY_LENGTH].rstrip(), shortened=True)
+    return Query(text)
+
+
+def search(query: Query, page: int, now) -> Results:
+    """Return page `page` (from 1) of the published posts matching `query`, best first."""
+    size = settings.POSTS_PER_PAGE
+    if connection.vendor == "postgresql":
+        return _search_postgresql(query, page, size, now)
+    return _search_fallback(query, page, size, now)
+
+
+def pages_of(matches: int, size: int) -> int:
+    return max(1, -(-matches // size))
+
+
+@functools.cache  # built once per process
+def _search_sql() -> str:
+    from posts.reading import STACK_TAGS_SQL, _published
+
+    columns = ", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)
+    return f"""
+WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %(q)s) AS query),
+matches AS MATERIALIZED (
+    -- The newest matches, at most the window: the ranking below never sees more.
+    SELECT d.post_id, d.vector, p.published_at
+    FROM {SearchDocument._meta.db_table} d
+    JOIN {Post._meta.db_table} p ON p.id = d.post_id
+    CROSS JOIN q
+    WHERE d.vector @@ q.query AND {_published("p")}
+    ORDER BY p.published_at DESC, p.id DESC
+    LIMIT %(window)s + 1
+),
+ranked AS (
+    SELECT m.post_id, m.published_at, ts_rank(m.vector, q.query) AS rank
+    FROM (SELECT * FROM matches ORDER BY published_at DESC, post_id DESC LIMIT %(window)s) m
+    CROSS JOIN q
+    ORDER BY rank DESC, m.published_at DESC, m.post_id DESC
+    LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT {columns}, {STACK_TAGS_SQL},
+       ts_headline('{SEARCH_CONFIG}', p.summary, q.query,
+                   'StartSel={START}, StopSel={STOP}, MaxWords=45, MinWords=20, MaxFragments=0'),
+       (SELECT count(*) FROM matches)
+FROM ranked r
+JOIN {Post._meta.db_table} p ON p.id = r.post_id
+CROSS JOIN q
+ORDER BY r.rank DESC, r.published_at DESC, r.post_id DESC
+"""
+
+
+def _search_postgresql(query: Query, page: int, size: int, now) -> Results:
+    window = settings.SEARCH_WINDOW
+    if not query:
+        return Results([], 0, False, 1, 1)
+    with connection.cursor() as cursor:
+        cursor.execute(_search_sql(), {
+            "q": query.text,
+            "published": PublicationStatus.PUBLISHED.value,
+            "stack": TagRole.STACK.value,
+            "now": now,
+            "window": window,
+            "limit": size,
+            "offset": (page - 1) * size,
+        })
+        rows = cursor.fetchall()
+    found = 0
+    results = []
+    for *values, stack, headline, count in rows:
+        found = count
+        card = Card(*values, stack_tags=[
+            ListedTag(tag_id, name, slug) for tag_id, name, slug in stack or ()
+        ])
+        results.append(Result(card, highlight(headline)))
+    if not rows and page > 1:
+        found = _count_matches(query, now)
+    matches = min(found, window)
+    return Results(results, matches, found > window, page, pages_of(matches, size))
+
+
+def _count_matches(query: Query, now) -> int:
+    """How many of the newest window's posts match (for a page past the last)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_search_sql(), {
+            "q": query.text, "published": PublicationStatus.PUBLISHED.value,
+            "stack": TagRole.STACK.value, "now": now, "window": settings.SEARCH_WINDOW,
+            "limit": 1, "offset": 0,
+        })
+        row = cursor.fetchone()
+    return row[-1] if row else 0
+
+
+def highlight(headline: str) -> SafeString:
+    """Return ts_headline's text escaped, with its match markers as <mark> elements."""
+    return mark_safe(
+        escape(headline).replace(START, "<mark>").replace(STOP, "</mark>")
+    )
+
+
+def _search_fallback(query: Query, page: int, size: int, now) -> Results:
+    if not query:
+        return Results([], 0, False, 1, 1)
+    words = query.text.replace('"', " ").split()[:10]
+    matching = Q()
+    for word in words:
+        matching &= Q(title__icontains=word) | Q(summary__icontains=word)
+    posts = Post.objects.filter(
+        matching, status=PublicationStatus.PUBLISHED, published_at__lte=now
+    ).order_by("-published_at", "-id")
+    window = settings.SEARCH_WINDOW
+    found = posts[: window + 1].count()
+    start = (page - 1) * size
+    shown = cards(posts.for_listing()[start : min(start + size, window)])
+    results = [Result(card, mark_safe(escape(card.summary))) for card in shown]
+    matches = min(found, window)
+    return Results(results, matches, found > window, page, pages_of(matches, size))
