@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from alphanode.health import healthz
 
+handler404 = "posts.views.not_found"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

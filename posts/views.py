@@ -263,3 +263,12 @@ def review_queue(request):
         raise PermissionDenied("The review queue is for the Reviewers group.")
     page = paginate(request, Post.objects.flagged().for_review_queue())
     return render(request, "posts/review_queue.html", {"page": page})
+
+
+def not_found(request, exception):
+    """The 404 page: the message a view gave (they say what was expected), never the name of
+    Django's exception for an address no URL matches; with a search box."""
+    message = ""
+    if type(exception) is Http404 and exception.args and isinstance(exception.args[0], str):
+        message = exception.args[0]
+    return render(request, "404.html", {"message": message}, status=404)

@@ -167,3 +167,19 @@ def test_search_pages_are_cached_and_refreshed_by_any_write(
     response = search(client, "falcon")
     assert response.wsgi_request.cache_status == "miss"
     assert sorted(titles(response)) == ["first falcon", "second falcon"]
+
+
+def test_an_unknown_address_is_a_404_that_suggests_search(client):
+    response = client.get("/no/such/address/")
+
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert "Resolver404" not in page and "tried" not in page
+    assert 'action="/search/"' in page and "There is nothing at this address." in page
+
+
+def test_a_missing_post_says_so(client):
+    response = client.get("/posts/no-such-post/")
+
+    assert response.status_code == 404
+    assert "No post has that address." in response.content.decode()
