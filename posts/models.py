@@ -580,8 +580,12 @@ class SearchDocument(models.Model):
     only; the SQLite default searches titles and summaries directly (posts/searching.py).
     """
 
+    # Derived rows, like SimilarPost's: no foreign-key constraint for imports to check per
+    # row. Deletes through Django still cascade; a row left by raw SQL is never read (search
+    # joins the posts).
     post = models.OneToOneField(
-        Post, on_delete=models.CASCADE, primary_key=True, related_name="search_document"
+        Post, on_delete=models.CASCADE, primary_key=True, related_name="search_document",
+        db_constraint=False,
     )
     vector = SearchVectorField(null=True)
 

@@ -56,6 +56,7 @@ class Migration(migrations.Migration):
                     "post",
                     models.OneToOneField(
                         on_delete=django.db.models.deletion.CASCADE,
+                        db_constraint=False,
                         primary_key=True,
                         related_name="search_document",
                         serialize=False,
