@@ -7,7 +7,6 @@ purges Varnish by key, as PURGER=http does in production.
 """
 
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,22 +24,12 @@ from django.urls import reverse
 
 from posts import purging
 from tests.factories import PostFactory, PostTagFactory, TagFactory
-from tests.servers import HOST, free_ports, start_varnish, wait_for_http
+from tests.servers import HOST, free_ports, start_varnish, stop_process, wait_for_http
 from tests.test_admin import change_form_data, change_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class App:
@@ -60,7 +49,7 @@ class App:
         wait_for_http(f"http://{HOST}:{self.port}/healthz", self.process, "gunicorn", self.log)
 
     def stop(self):
-        stop(self.process)
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -111,7 +100,7 @@ def varnish(app, tmpdir_for_servers, settings):
         settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
         yield base
     finally:
-        stop(process)
+        stop_process(process)
 
 
 def get(url, headers=None):
