@@ -40,6 +40,8 @@ from django.http import HttpResponse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, parse_http_date_safe
 
+from posts import purging  # which imports this module only inside its functions
+
 log = logging.getLogger("alphanode.cache")
 
 VERSION_PREFIX = "content-version:"
@@ -111,8 +113,6 @@ def invalidate(keys) -> None:
 
 def refresh(keys) -> None:
     """Give each of `keys` a new version now, and have the CDN purge them."""
-    from posts import purging
-
     if not bump_versions(keys):
         purging.retry_versions(keys)  # Redis is unreachable: try again from the purge thread
     purging.purge(keys)
@@ -153,8 +153,6 @@ outage = Outage()
 def cache_down() -> bool:
     """Whether the cache failed moments ago and is being left alone, or has not yet taken the
     new versions of content this process changed (its stored pages are not to be trusted)."""
-    from posts import purging
-
     return time.monotonic() < outage.until or purging.versions_waiting()
 
 
@@ -194,9 +192,7 @@ class PrivateByDefaultMiddleware:
         elif "public" in cache_control and (response.cookies or has_vary_cookie(response)):
             # The middleware after the view set a cookie (e.g. a fresh CSRF token for a
             # malformed one): this response is the reader's own, not one to share.
-            response.headers["Cache-Control"] = "private, no-store"
-            for header in ("Surrogate-Key", "Cache-Tag", "xkey"):
-                del response.headers[header]
+            unmark_public(response, "private, no-store")
         return response
 
 
@@ -262,6 +258,7 @@ def cached_page(view):
         if page is not None and is_current(page):
             request.cache_status = "hit"
             return conditional(request, page.response())
+        # Asked again: the look-up itself may just have found Redis gone.
         request.cache_status = "miss" if use_cache and not cache_down() else "bypass"
         request.content_keys = set()
         response = view(request, *args, **kwargs)
@@ -348,10 +345,13 @@ def mark_public(response: HttpResponse, content_keys) -> None:
         response.headers["xkey"] = keys
 
 
-def unmark_public(response: HttpResponse) -> None:
-    """Take back mark_public(): the page may be shown, not kept."""
-    response.headers["Cache-Control"] = "no-cache"
-    for header in ("Surrogate-Key", "Cache-Tag", "xkey"):
+KEY_HEADERS = ("Surrogate-Key", "Cache-Tag", "xkey")
+
+
+def unmark_public(response: HttpResponse, cache_control: str = "no-cache") -> None:
+    """Take back mark_public(): the page may be shown, not kept, and names no content keys."""
+    response.headers["Cache-Control"] = cache_control
+    for header in KEY_HEADERS:
         del response.headers[header]
 
 
