@@ -8,14 +8,15 @@ as a JSON array from its own index range, and the lists are turned into the same
 instances the ORM would give, in the attributes for_article_page() fills. Templates and Post's
 helpers cannot tell the two apart; the tests run both and compare (tests/test_pages.py).
 
-A list page (list_cards) reads one keyset page of cards with each card's stack tags as a JSON
-array, in one statement; the ORM path (PostQuerySet.for_listing() and cards()) takes two.
+A list page (list_page) reads one keyset page of cards with each card's stack tags as a JSON
+array, and the list's stored total or its tag, in one statement; the ORM path (PostQuerySet.for_listing() and cards()) takes two.
 
 Other databases (the SQLite default) use the ORM paths, which are also the tests' reference.
 """
 
 import datetime
 import functools
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import query as django_query
@@ -23,6 +24,7 @@ from django.db.models import query as django_query
 from posts.models import (
     CARD_FIELDS,
     Card,
+    Counter,
     ImageSource,
     ListedTag,
     Post,
@@ -229,6 +231,16 @@ def _seek(date: str, pk: str, direction: str) -> str:
     return f"AND {date} {sign}= %(at)s AND ({date} {sign} %(at)s OR {pk} {sign} %(id)s)"
 
 
+# What a list page says about the whole list, read in the statement of its page of cards: the
+# stored total of published posts (home), or the tag with its stored count (a tag page).
+HEAD_SQL = {
+    False: f"SELECT COALESCE((SELECT value FROM {Counter._meta.db_table} "
+           f"WHERE name = %(counter)s), 0) AS total",
+    True: f"SELECT {_columns('t', TAG_COLUMNS)} FROM {Tag._meta.db_table} t "
+          f"WHERE t.slug = %(slug)s",
+}
+
+
 @functools.cache  # built once per process
 def _list_sql(direction: str, has_cursor: bool, of_tag: bool) -> str:
     order = "DESC" if direction == OLDER else "ASC"
@@ -239,35 +251,53 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool) -> str:
         among = f"""AND p.id IN (
     SELECT post_id FROM (
         SELECT DISTINCT l.listed_at, l.post_id FROM {PostTag._meta.db_table} l
-        WHERE l.tag_id = %(tag)s AND l.listed_at <= %(now)s
+        WHERE l.tag_id = head.id AND l.listed_at <= %(now)s
               {_seek("l.listed_at", "l.post_id", direction) if has_cursor else ""}
         ORDER BY l.listed_at {order}, l.post_id {order}
         LIMIT %(links)s
     ) links
 )"""
+    # One row per card after the head's columns; a head without cards is one row whose card
+    # columns are NULL, and no row at all means no such tag.
     return f"""
-SELECT {", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)},
-       {STACK_TAGS_SQL}
-FROM {Post._meta.db_table} p
-WHERE {_published("p")}
-      {among}
-      {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
-ORDER BY p.published_at {order}, p.id {order}
-LIMIT %(limit)s OFFSET %(offset)s
+SELECT head.*, card.*
+FROM ({HEAD_SQL[of_tag]}) head
+LEFT JOIN LATERAL (
+    SELECT {_columns("p", CARD_FIELDS)}, {STACK_TAGS_SQL} AS stack_tags
+    FROM {Post._meta.db_table} p
+    WHERE {_published("p")}
+          {among}
+          {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
+    ORDER BY p.published_at {order}, p.id {order}
+    LIMIT %(limit)s OFFSET %(offset)s
+) card ON true
+ORDER BY card.published_at {order}, card.id {order}
 """
 
 
-def list_cards(
-    position: Position, offset: int, limit: int, *, now, tag_id: int | None = None
-) -> list[Card]:
-    """Return `limit` Cards of published posts (of tag `tag_id`, if given) from `position`,
-    skipping `offset` (1 query): a pagination.Seeker for page_at()."""
-    key = (position.direction, position.cursor is not None, tag_id is not None)
+@dataclass
+class ListPage:
+    """A keyset page of cards with what the page says about its whole list."""
+
+    cards: list[Card]
+    total: int | None = None  # published posts in all: the home list
+    tag: Tag | None = None  # the tag of a tag page, with its stored count
+
+
+def list_page(
+    position: Position, offset: int, limit: int, *, now, tag_slug: str | None = None
+) -> ListPage | None:
+    """Return `limit` Cards of published posts (of the tag of `tag_slug`, if given) from
+    `position`, skipping `offset`, with the list's total or its tag (1 query); None when no
+    tag has that slug."""
+    of_tag = tag_slug is not None
+    key = (position.direction, position.cursor is not None, of_tag)
     params = {
+        "counter": Counter.LISTED_POSTS,
+        "slug": tag_slug,
         "published": PublicationStatus.PUBLISHED.value,
         "stack": TagRole.STACK.value,
         "now": now,
-        "tag": tag_id,
         "links": offset + limit,
         "limit": limit,
         "offset": offset,
@@ -277,24 +307,22 @@ def list_cards(
     with connection.cursor() as cursor:
         cursor.execute(_list_sql(*key), params)
         rows = cursor.fetchall()
-    return [
+    if not rows:
+        return None
+    width = len(TAG_COLUMNS) if of_tag else 1
+    cards = [
         Card(*values, stack_tags=[ListedTag(*tag) for tag in stack or ()])
-        for *values, stack in rows
+        for *values, stack in (row[width:] for row in rows)
+        if values[0] is not None
     ]
-
-
-TAG_FIELDS = ("id", "name", "kind", "slug", "post_count")
-
-
-@functools.cache  # built once per process
-def _tag_sql() -> str:
-    columns = ", ".join(connection.ops.quote_name(name) for name in TAG_FIELDS)
-    return f"SELECT {columns} FROM {Tag._meta.db_table} WHERE slug = %s"
+    if of_tag:
+        return ListPage(cards, tag=_instance(Tag, TAG_COLUMNS, rows[0][:width]))
+    return ListPage(cards, total=rows[0][0])
 
 
 def tag(slug: str) -> Tag | None:
     """Return the tag of `slug` with its stored count, or None (1 query, no queryset built)."""
     with connection.cursor() as cursor:
-        cursor.execute(_tag_sql(), [slug])
+        cursor.execute(HEAD_SQL[True], {"slug": slug})
         row = cursor.fetchone()
-    return None if row is None else _instance(Tag, TAG_FIELDS, row)
+    return None if row is None else _instance(Tag, TAG_COLUMNS, row)

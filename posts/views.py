@@ -14,6 +14,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -51,11 +52,12 @@ def paginate(request, queryset):
         ) from None
 
 
-def keyset_list(request, seeker, template, context, total):
-    """Render the page of a newest-first list of `total` posts that the query string asks for.
+def keyset_list(request, cards, template, context):
+    """Render the page of the newest-first list `cards` (a CardList) that the query string asks
+    for, with `context` and the list's `total` or `tag`.
 
     Old ?page=N links and a ?before= that reaches the newest posts redirect; a cursor or
-    page that cannot be read is a 404 saying what was expected.
+    page that cannot be read is a 404 saying what was expected, as is an unknown tag.
     """
     try:
         position = Position.from_query(request.GET)
@@ -63,17 +65,9 @@ def keyset_list(request, seeker, template, context, total):
         raise Http404(str(error)) from None
     size = settings.POSTS_PER_PAGE
     if position.legacy_page is not None:
-        if position.legacy_page == 1:
-            return HttpResponsePermanentRedirect(request.path)
-        # Past the stored count, no offset scan; a temporary redirect, since the place an
-        # old page number names moves as posts are published.
-        cursor = None
-        if position.legacy_page <= -(-total // size):
-            cursor = legacy_cursor(seeker, position.legacy_page, size)
-        if cursor is None:
-            raise Http404(f"No page {position.legacy_page}: the list is shorter.")
-        return HttpResponseRedirect(f"{request.path}?after={cursor}")
-    page = page_at(seeker, position, size)
+        return legacy_redirect(request, cards, position.legacy_page, size)
+    page = page_at(cards, position, size)
+    context = {**context, "total": cards.total, "tag": cards.tag}
     depends_on(request, *card_keys(page.object_list))
     if position.cursor is not None and (
         not page.object_list or (position.direction == NEWER and page.newer is None)
@@ -83,40 +77,81 @@ def keyset_list(request, seeker, template, context, total):
     return render(request, template, {**context, "page": page})
 
 
+def legacy_redirect(request, cards, number, size):
+    """Redirect old page `number` of `cards` to the cursor of the same place (2 queries)."""
+    if number == 1:
+        return HttpResponsePermanentRedirect(request.path)
+    # Past the stored count, no offset scan; a temporary redirect, since the place an old page
+    # number names moves as posts are published.
+    cursor = None
+    if number <= -(-cards.total // size):
+        cursor = legacy_cursor(cards, number, size)
+    if cursor is None:
+        raise Http404(f"No page {number}: the list is shorter.")
+    return HttpResponseRedirect(f"{request.path}?after={cursor}")
+
+
 def reads_in_one_statement():
     """Whether the reader pages use posts/reading.py (PostgreSQL) rather than the ORM paths."""
     return connection.vendor == "postgresql"
 
 
-def latest_cards(position, offset, limit):
-    """The latest published posts' cards from `position` (a pagination.Seeker): 1 statement
-    on PostgreSQL (posts/reading.py), else 2 queries."""
-    if reads_in_one_statement():
-        return reading.list_cards(position, offset, limit, now=timezone.now())
-    return latest_cards_orm(position, offset, limit)
+class CardList:
+    """The cards of published posts, newest first, of one tag or of all: a pagination.Seeker
+    that also knows what the page says about the whole list (its stored total or tag).
 
+    On PostgreSQL each call is one statement (reading.list_page) that also reads the total or
+    the tag, so a list page is one query. Elsewhere (the ORM paths, also the tests' reference)
+    the tag and the total are a query of their own, and a page of cards two.
+    """
 
-def latest_cards_orm(position, offset, limit):
-    posts = seek(Post.objects.published().for_listing(), ("published_at", "id"), position)
-    return cards(posts[offset : offset + limit])
+    def __init__(self, tag_slug=None):
+        self.tag_slug = tag_slug
+        self.found = None  # the last reading.ListPage, which carries the total or the tag
 
+    def __call__(self, position, offset, limit):
+        if not reads_in_one_statement():
+            return self.cards_orm(position, offset, limit)
+        found = reading.list_page(
+            position, offset, limit, now=timezone.now(), tag_slug=self.tag_slug
+        )
+        if found is None:
+            raise Http404("No tag has that address.")
+        self.found = found
+        return found.cards
 
-def tag_cards(tag):
-    """A pagination.Seeker of the cards of `tag`'s published posts, as latest_cards()."""
+    @cached_property
+    def tag(self):
+        """The tag of a tag list, with its stored count (None for the list of all posts)."""
+        if self.tag_slug is None:
+            return None
+        if self.found is not None:
+            return self.found.tag
+        tag = reading.tag(self.tag_slug) if reads_in_one_statement() else (
+            Tag.objects.filter(slug=self.tag_slug).first()
+        )
+        if tag is None:
+            raise Http404("No tag has that address.")
+        return tag
 
-    def seeker(position, offset, limit):
-        if reads_in_one_statement():
-            return reading.list_cards(position, offset, limit, now=timezone.now(), tag_id=tag.pk)
-        return tag_cards_orm(tag, position, offset, limit)
+    @cached_property
+    def total(self):
+        """How many posts the list has in all, from the stored counts."""
+        if self.tag_slug is not None:
+            return self.tag.post_count
+        if self.found is not None:
+            return self.found.total
+        return derived.listed_post_count()
 
-    return seeker
-
-
-def tag_cards_orm(tag, position, offset, limit):
-    links = seek(PostTag.objects.listed(tag), ("listed_at", "post_id"), position)
-    links = links.values("post_id").distinct()[: offset + limit]
-    posts = seek(Post.objects.among_links(links).for_listing(), ("published_at", "id"), position)
-    return cards(posts[offset : offset + limit])
+    def cards_orm(self, position, offset, limit):
+        if self.tag_slug is None:
+            posts = Post.objects.published().for_listing()
+        else:
+            links = seek(PostTag.objects.listed(self.tag), ("listed_at", "post_id"), position)
+            links = links.values("post_id").distinct()[: offset + limit]
+            posts = Post.objects.among_links(links).for_listing()
+        posts = seek(posts, ("published_at", "id"), position)
+        return cards(posts[offset : offset + limit])
 
 
 def card_keys(posts):
@@ -129,31 +164,24 @@ def card_keys(posts):
 
 # Budgets: PostgreSQL's counts (see each docstring); a staff member's session, user and
 # permissions add 2-4.
-@query_budget(2)
+@query_budget(2)  # an old ?page=N link; a page is 1 (tests/test_listings.py)
 @cached_page
 def post_list(request):
-    """Latest published posts (2 queries on PostgreSQL: the total, the page's cards with their
-    stack tags; 3 elsewhere)."""
-    total = derived.listed_post_count()
+    """Latest published posts (1 query on PostgreSQL: the page's cards with their stack tags
+    and the stored total; 3 elsewhere; an old ?page=N link 2)."""
     depends_on(request, caching.HOME_LIST)
-    return keyset_list(request, latest_cards, "posts/post_list.html", {"total": total}, total)
+    return keyset_list(request, CardList(), "posts/post_list.html", {})
 
 
-@query_budget(2)
+@query_budget(2)  # as post_list
 @cached_page
 def tag_detail(request, slug):
-    """Published posts with one tag (2 queries on PostgreSQL: the tag with its count, the page's
-    cards with their stack tags; 3 elsewhere)."""
-    if reads_in_one_statement():
-        tag = reading.tag(slug)
-        if tag is None:
-            raise Http404("No tag has that address.")
-    else:
-        tag = get_object_or_404(Tag, slug=slug)
-    depends_on(request, caching.tag_key(tag.pk), caching.tag_list_key(tag.pk))
-    return keyset_list(
-        request, tag_cards(tag), "posts/tag_detail.html", {"tag": tag}, tag.post_count
-    )
+    """Published posts with one tag (1 query on PostgreSQL: the page's cards with their stack
+    tags and the tag with its stored count; 3 elsewhere; an old ?page=N link 2)."""
+    cards = CardList(tag_slug=slug)
+    response = keyset_list(request, cards, "posts/tag_detail.html", {})
+    depends_on(request, caching.tag_key(cards.tag.pk), caching.tag_list_key(cards.tag.pk))
+    return response
 
 
 def load_article(slug, *, readers_only):

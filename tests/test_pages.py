@@ -7,6 +7,7 @@ from django.utils import timezone
 from markupsafe import escape
 
 from posts import reading
+from posts.pagination import Position
 from posts.models import Post, PublicationStatus, SimilarPost, Tag, TagKind, TagRole
 from tests.factories import PostFactory, PostTagFactory, TagFactory
 from tests.pagetext import visible_lines
@@ -103,8 +104,8 @@ def test_latest_posts_queries_are_constant(
         for post in posts[::2]:
             PostTagFactory(post=post, tag=stack, role=TagRole.STACK, position=2 - position)
 
-    # 1 the stored total, 2 posts of the page with their stack tags
-    with django_assert_num_queries(2):
+    # One statement: the posts of the page with their stack tags, and the stored total
+    with django_assert_num_queries(1):
         response = client.get(reverse("posts:list"))
 
     assert response.status_code == 200
@@ -126,9 +127,9 @@ def test_tag_page_queries_are_constant(
     PostFactory.create_batch(post_count, tag_count=3)
     tag = Tag.objects.get(name="tool 1")
 
-    # 1 tag with its post count, 2 posts of the page (a bounded range of the tag's links)
-    # with their stack tags
-    with django_assert_num_queries(2):
+    # One statement: the tag with its post count, and the posts of the page (a bounded range
+    # of the tag's links) with their stack tags
+    with django_assert_num_queries(1):
         response = client.get(tag.get_absolute_url())
 
     assert response.status_code == 200
@@ -199,8 +200,29 @@ def test_tag_page_lists_each_tagged_post_once(client):
     assert [card.pk for card in page.object_list] == [tagged.pk]
 
 
-def test_unknown_tag_is_404(client):
-    assert client.get(reverse("posts:tag", kwargs={"slug": "no-such-tag"})).status_code == 404
+def test_unknown_tag_is_404(client, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        response = client.get(reverse("posts:tag", kwargs={"slug": "no-such-tag"}))
+    assert response.status_code == 404
+
+
+def test_lists_without_posts_still_show_their_total_in_one_query(
+    client, django_assert_num_queries
+):
+    # The total (or the tag) comes in the same statement as the cards, also when there are
+    # no cards: the head row is joined to the cards, not read from them.
+    tag = TagFactory(name="nothing-yet")
+    PostFactory(draft=True, tag_count=0).tag_links.create(tag=tag, role=TagRole.STACK, position=0)
+
+    with django_assert_num_queries(1):
+        home = client.get(reverse("posts:list"))
+    with django_assert_num_queries(1):
+        tag_page = client.get(tag.get_absolute_url())
+
+    assert home.status_code == tag_page.status_code == 200
+    assert home.context["total"] == 0 and home.context["page"].object_list == []
+    assert tag_page.context["tag"].pk == tag.pk and tag_page.context["total"] == 0
+    assert "No posts yet." in tag_page.text and "0 posts" in tag_page.text
 
 
 def test_similar_posts_rank_by_tags_in_common_then_newest(client):
@@ -298,4 +320,11 @@ def test_tag_read_in_plain_sql_is_the_orms():
             getattr(expected, f.attname) for f in Tag._meta.concrete_fields
         ]
         assert found.post_count == 1
+        position, now = Position(), timezone.now()
+        listed = reading.list_page(position, 0, 5, now=now, tag_slug=expected.slug)
+        assert [getattr(listed.tag, f.attname) for f in Tag._meta.concrete_fields] == [
+            getattr(found, f.attname) for f in Tag._meta.concrete_fields
+        ]
+        assert [card.pk for card in listed.cards] == [post.pk]
     assert reading.tag("no-such-tag") is None
+    assert reading.list_page(Position(), 0, 5, now=timezone.now(), tag_slug="no-such") is None
