@@ -265,7 +265,7 @@ SIMILAR_POSTS_STORED = env_int("SIMILAR_POSTS_STORED", 8)
 SIMILAR_RAREST_TAGS = env_int("SIMILAR_RAREST_TAGS", 3)
 SIMILAR_CANDIDATES_PER_TAG = env_int("SIMILAR_CANDIDATES_PER_TAG", 10)
 # Search (posts/searching.py): only the newest this many matches of a query are ranked.
-SEARCH_WINDOW = env_int("SEARCH_WINDOW", 1000)
+SEARCH_WINDOW = env_int("SEARCH_WINDOW", 200)
 SIMILAR_BATCH_SIZE = 1000  # posts per statement when lists are recomputed in bulk
 # import_posts: threads writing batches, each on its own connection, while the main thread
 # parses (PostgreSQL only); 0 writes on the main thread.

@@ -256,18 +256,20 @@ def refill_lists_holding(post_ids) -> None:
 # Search documents.
 
 SEARCH_CONFIG = "english"
-# Title A, summary B, body (intro, sections in order, final notes) C.
+# Title A, summary B, body (intro, sections in order, final notes) C; and the date the post is
+# listed under while it is published, as on its tag links.
 SEARCH_DOCUMENTS_SQL = f"""
-INSERT INTO {SearchDocument._meta.db_table} (post_id, vector)
+INSERT INTO {SearchDocument._meta.db_table} (post_id, vector, listed_at)
 SELECT p.id,
        setweight(to_tsvector('{SEARCH_CONFIG}', p.title), 'A')
        || setweight(to_tsvector('{SEARCH_CONFIG}', p.summary), 'B')
        || setweight(to_tsvector('{SEARCH_CONFIG}', concat_ws(' ', p.intro,
               (SELECT string_agg(s.heading || ' ' || s.body, ' ' ORDER BY s.position)
                FROM {Section._meta.db_table} s WHERE s.post_id = p.id),
-              p.final_notes)), 'C')
+              p.final_notes)), 'C'),
+       CASE WHEN p.status = '{PublicationStatus.PUBLISHED.value}' THEN p.published_at END
 FROM {POST_TABLE} p WHERE p.id = ANY(%s)
-ON CONFLICT (post_id) DO UPDATE SET vector = EXCLUDED.vector
+ON CONFLICT (post_id) DO UPDATE SET vector = EXCLUDED.vector, listed_at = EXCLUDED.listed_at
 """
 
 

@@ -588,6 +588,17 @@ class SearchDocument(models.Model):
         db_constraint=False,
     )
     vector = SearchVectorField(null=True)
+    # The post's publication date while it is published, else NULL (as PostTag.listed_at):
+    # a search walks the newest documents without reading posts.
+    listed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["-listed_at", "-post"], name="searchdocument_listed_idx",
+                condition=Q(listed_at__isnull=False),
+            ),
+        ]
 
     def __str__(self):
         return f"search document of post {self.post_id}"

@@ -1,11 +1,12 @@
 """Full-text search of published posts: what /search/ reads.
 
 On PostgreSQL each post has a weighted search vector (posts.SearchDocument: title A, summary
-B, body C) kept current by every write path, with a GIN index. A search takes the newest
-SEARCH_WINDOW published posts matching the query and ranks only those (ts_rank), so a word
-found in a third of a million posts costs the same as a rare one: readers get the best of the
-newest matches, and the page says when there were more. Highlights (ts_headline) are made for
-the shown page only. One statement per page.
+B, body C) and its listing date, kept current by every write path, with a GIN index and a date
+index. A search takes the newest SEARCH_WINDOW published posts matching the query and ranks
+only those (ts_rank), so a word found in a third of a million posts costs the same as a rare
+one: readers get the best of the newest matches, and the page says when there were more.
+Highlights (ts_headline) are made for the shown page only. One statement per page, planned
+for its words (docs/queries.md says why and what is not flat).
 
 The SQLite default searches titles and summaries for the words, newest first.
 """
@@ -88,54 +89,72 @@ def pages_of(matches: int, size: int) -> int:
 
 @functools.cache  # built once per process
 def _search_sql() -> str:
-    from posts.reading import STACK_TAGS_SQL, _published
+    from posts.reading import STACK_TAGS_SQL
 
     columns = ", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)
+    # The query is written out where it is used (not a CTE) so that the planner sees its words
+    # and their frequency: see search().
+    query = f"websearch_to_tsquery('{SEARCH_CONFIG}', %(q)s)"
     return f"""
-WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %(q)s) AS query),
-matches AS MATERIALIZED (
-    -- The newest matches, at most the window: the ranking below never sees more.
-    SELECT d.post_id, d.vector, p.published_at
+WITH matches AS MATERIALIZED (
+    -- The newest published matches, at most the window: the ranking below never sees more.
+    -- Only the documents are read: listed_at is their post's date while it is published.
+    SELECT d.post_id, d.listed_at, d.vector
     FROM {SearchDocument._meta.db_table} d
-    JOIN {Post._meta.db_table} p ON p.id = d.post_id
-    CROSS JOIN q
-    WHERE d.vector @@ q.query AND {_published("p")}
-    ORDER BY p.published_at DESC, p.id DESC
+    WHERE d.vector @@ {query} AND d.listed_at <= %(now)s
+    ORDER BY d.listed_at DESC, d.post_id DESC
     LIMIT %(window)s + 1
 ),
 ranked AS (
-    SELECT m.post_id, m.published_at, ts_rank(m.vector, q.query) AS rank
-    FROM (SELECT * FROM matches ORDER BY published_at DESC, post_id DESC LIMIT %(window)s) m
-    CROSS JOIN q
-    ORDER BY rank DESC, m.published_at DESC, m.post_id DESC
+    SELECT m.post_id, m.listed_at, ts_rank(m.vector, {query}) AS rank
+    FROM (SELECT * FROM matches ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s) m
+    ORDER BY rank DESC, m.listed_at DESC, m.post_id DESC
     LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT {columns}, {STACK_TAGS_SQL},
-       ts_headline('{SEARCH_CONFIG}', p.summary, q.query,
+       ts_headline('{SEARCH_CONFIG}', p.summary, {query},
                    'StartSel={START}, StopSel={STOP}, MaxWords=45, MinWords=20, MaxFragments=0'),
        (SELECT count(*) FROM matches)
 FROM ranked r
 JOIN {Post._meta.db_table} p ON p.id = r.post_id
-CROSS JOIN q
-ORDER BY r.rank DESC, r.published_at DESC, r.post_id DESC
+ORDER BY r.rank DESC, r.listed_at DESC, r.post_id DESC
 """
+
+
+def _run_search(params) -> list[tuple]:
+    """Run the search statement planned for these words, never from a generic plan.
+
+    How to find the newest matches depends on how common the words are: for a word in a third
+    of the posts, walk the documents newest first and stop at the window (a few thousand
+    rows); for a rare one, read its few matches from the GIN index and sort them. PostgreSQL
+    chooses between the two from the words' frequencies, which it can see only when the
+    statement is planned with them, so this statement is not prepared (psycopg prepares a
+    statement run five times on a connection, and PostgreSQL may then keep one plan for
+    every query).
+    """
+    with connection.cursor() as cursor:
+        raw = connection.connection
+        threshold = raw.prepare_threshold
+        raw.prepare_threshold = None
+        try:
+            cursor.execute(_search_sql(), params)
+        finally:
+            raw.prepare_threshold = threshold
+        return cursor.fetchall()
 
 
 def _search_postgresql(query: Query, page: int, size: int, now) -> Results:
     window = settings.SEARCH_WINDOW
     if not query:
         return Results([], 0, False, 1, 1)
-    with connection.cursor() as cursor:
-        cursor.execute(_search_sql(), {
-            "q": query.text,
-            "published": PublicationStatus.PUBLISHED.value,
-            "stack": TagRole.STACK.value,
-            "now": now,
-            "window": window,
-            "limit": size,
-            "offset": (page - 1) * size,
-        })
-        rows = cursor.fetchall()
+    rows = _run_search({
+        "q": query.text,
+        "stack": TagRole.STACK.value,
+        "now": now,
+        "window": window,
+        "limit": size,
+        "offset": (page - 1) * size,
+    })
     found = 0
     results = []
     for *values, stack, headline, count in rows:
@@ -152,14 +171,12 @@ def _search_postgresql(query: Query, page: int, size: int, now) -> Results:
 
 def _count_matches(query: Query, now) -> int:
     """How many of the newest window's posts match (for a page past the last)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_search_sql(), {
-            "q": query.text, "published": PublicationStatus.PUBLISHED.value,
-            "stack": TagRole.STACK.value, "now": now, "window": settings.SEARCH_WINDOW,
-            "limit": 1, "offset": 0,
-        })
-        row = cursor.fetchone()
-    return row[-1] if row else 0
+    rows = _run_search({
+        "q": query.text,
+        "stack": TagRole.STACK.value, "now": now, "window": settings.SEARCH_WINDOW,
+        "limit": 1, "offset": 0,
+    })
+    return rows[0][-1] if rows else 0
 
 
 def highlight(headline: str) -> SafeString:

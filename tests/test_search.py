@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -97,6 +98,29 @@ def test_a_search_is_one_query_however_many_match(client, count, django_assert_n
         response = search(client, "planner")
 
     assert response.context["found"].matches == count
+
+
+def test_the_search_statement_is_planned_for_its_words_not_prepared(client):
+    # psycopg prepares a statement run five times on a connection; PostgreSQL could then plan
+    # every search alike, whatever its words' frequency (posts/searching.py _run_search).
+    PostFactory(summary="tuning the planner")
+    for _ in range(8):
+        search(client, "planner")
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%websearch_to_tsquery%"],
+        )
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        others = cursor.fetchone()[0]
+    assert connection.connection.prepare_threshold is not None
+    for _ in range(8):
+        client.get(reverse("posts:list"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] > others  # the other pages' statements still are
 
 
 @pytest.mark.parametrize(
