@@ -6,6 +6,10 @@ more time on them than everything else in the request together (a list page of 2
 dates and truncation read exactly as before.
 """
 
+import functools
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.template import Context, defaultfilters
 from django.template.backends import jinja2 as django_jinja2
 from django.templatetags.static import static
@@ -57,9 +61,37 @@ def truncatewords(value, length):
     return text if text.endswith(" …") else f"{text} …"
 
 
+@functools.cache  # the setting is read once per process
+def header_stacks():
+    """The header's navigation: (name, address) of each stack in settings.HEADER_STACKS."""
+    from posts.models import TagKind, url_for
+    from posts.services import tag_slug
+
+    return [(name, url_for("posts:tag", tag_slug(TagKind.STACK, name)))
+            for name in settings.HEADER_STACKS]
+
+
+# The query parameters that name a distinct page of a list; any other is left out of its
+# canonical address (search pages are noindex).
+CANONICAL_PARAMETERS = ("after", "before", "page")
+
+
+def canonical_url(request):
+    """The address search engines should index for this page: no tracking or other
+    parameters, only those that name its page."""
+    kept = [(name, request.GET[name]) for name in CANONICAL_PARAMETERS if name in request.GET]
+    query = f"?{urlencode(kept)}" if kept else ""
+    return request.build_absolute_uri(request.path) + query
+
+
 def environment(**options):
     env = Environment(**options)
-    env.globals.update(static=static, url=url)
+    from posts import seo
+
+    env.globals.update(
+        static=static, url=url, header_stacks=header_stacks, canonical_url=canonical_url,
+        article_json_ld=seo.article_json_ld, first_image=seo.first_image,
+    )
     env.filters.update(
         truncatechars=defaultfilters.truncatechars,
         truncatewords=truncatewords,

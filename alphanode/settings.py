@@ -114,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF: a PUT to a reader page is a 405, not the CSRF failure page.
+    "alphanode.methods.AllowedMethodsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -266,6 +268,15 @@ SIMILAR_RAREST_TAGS = env_int("SIMILAR_RAREST_TAGS", 3)
 SIMILAR_CANDIDATES_PER_TAG = env_int("SIMILAR_CANDIDATES_PER_TAG", 10)
 # Search (posts/searching.py): only the newest this many matches of a query are ranked.
 SEARCH_WINDOW = env_int("SEARCH_WINDOW", 200)
+# Feeds (posts/feeds.py) and sitemaps (posts/sitemaps.py, at most 50,000 URLs per file).
+FEED_SIZE = env_int("FEED_SIZE", 20)
+SITEMAP_SECTION_SIZE = env_int("SITEMAP_SECTION_SIZE", 50_000)
+# The stacks the header links to, by tag name (of kind stack; check that each exists, the header
+# does not query). From settings rather than counted per request: the header is on every page.
+HEADER_STACKS = env_list(
+    "HEADER_STACKS",
+    "python services,django,react frontends,postgresql,kubernetes clusters,go microservices",
+)
 SIMILAR_BATCH_SIZE = 1000  # posts per statement when lists are recomputed in bulk
 # import_posts: threads writing batches, each on its own connection, while the main thread
 # parses (PostgreSQL only); 0 writes on the main thread.

@@ -2,12 +2,18 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from alphanode.health import healthz
+from alphanode.health import favicon, healthz
+from posts import sitemaps
 
 handler404 = "posts.views.not_found"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("robots.txt", sitemaps.robots_txt, name="robots"),
+    path("favicon.ico", favicon, name="favicon"),
+    path("sitemap.xml", sitemaps.sitemap_index, name="sitemap"),
+    path("sitemap-tags.xml", sitemaps.sitemap_tags, name="sitemap_tags"),
+    path("sitemap-posts-<int:number>.xml", sitemaps.sitemap_posts, name="sitemap_posts"),
     path("admin/", admin.site.urls),
     path("", include("posts.urls")),
 ]

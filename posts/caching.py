@@ -52,6 +52,10 @@ PAGE_PREFIX = "page:1:"  # the number changes with StoredPage, so old entries ar
 PAGE_PARAMETERS = ("after", "before", "page", "q")
 HOME_LIST = "list:home"
 SEARCH = "search"  # every search page: any write may change what matches
+# Feeds and sitemaps: they list the indexable posts, which any write or review may change.
+INDEXABLE = "indexable"
+READER_METHODS = ("GET", "HEAD")  # what a reader page answers
+TAG_INDEX = "tag-index"  # /tags/: its counts move with any tag's
 # The response headers a stored page keeps; the middleware adds the rest on every response.
 STORED_HEADERS = (
     "Content-Type", "Content-Language", "X-Robots-Tag", "Cache-Control", "ETag",
@@ -274,6 +278,7 @@ def cached_page(view):
             unmark_public(response)
         return conditional(request, response)
 
+    serve.allowed_methods = READER_METHODS  # alphanode.methods answers the others
     return serve
 
 

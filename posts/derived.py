@@ -195,9 +195,12 @@ def changed_keys(post_ids, before: Contribution, after: Contribution, change: Co
     """Return the content keys (posts/caching.py) of a write to `post_ids`: the posts and their
     cards, the lists of `holders` (which they entered), and the list pages whose posts or order
     moved (1 query when a listed post's date moved, else none)."""
-    keys = {caching.SEARCH, *(caching.post_key(pk) for pk in (*post_ids, *holders))}
+    keys = {caching.SEARCH, caching.INDEXABLE,
+            *(caching.post_key(pk) for pk in (*post_ids, *holders))}
     keys |= {caching.card_key(pk) for pk in post_ids}
     keys |= {caching.tag_list_key(tag_id) for tag_id in change.tags}
+    if change.tags:
+        keys.add(caching.TAG_INDEX)
     if before.listed != after.listed:
         keys.add(caching.HOME_LIST)
         moved = [pk for pk, published_at in after.listed.items()
@@ -584,7 +587,8 @@ def recount_posts() -> None:
     total = Post.objects.filter(status=PublicationStatus.PUBLISHED).count()
     Counter.objects.update_or_create(name=Counter.LISTED_POSTS, defaults={"value": total})
     tag_ids = Tag.objects.values_list("pk", flat=True)
-    caching.invalidate([caching.HOME_LIST, *(caching.tag_list_key(pk) for pk in tag_ids)])
+    caching.invalidate([caching.HOME_LIST, caching.TAG_INDEX,
+                       *(caching.tag_list_key(pk) for pk in tag_ids)])
 
 
 REFRESH_POSITION = "refresh_similar_position"  # Counter: the last post id a refresh finished
@@ -621,6 +625,8 @@ def release_scheduled(now: datetime.datetime | None = None) -> list[int]:
         caching.invalidate({
             caching.HOME_LIST,
             caching.SEARCH,
+            caching.INDEXABLE,
+            caching.TAG_INDEX,
             *(caching.post_key(pk) for pk in (*released, *holders)),
             *(caching.card_key(pk) for pk in released),
             *(caching.tag_list_key(pk) for pk in tags),

@@ -9,7 +9,8 @@ instances the ORM would give, in the attributes for_article_page() fills. Templa
 helpers cannot tell the two apart; the tests run both and compare (tests/test_pages.py).
 
 A list page (list_page) reads one keyset page of cards with each card's stack tags as a JSON
-array, and the list's stored total or its tag, in one statement; the ORM path (PostQuerySet.for_listing() and cards()) takes two.
+array, and the list's stored total or its tag, in one statement; the ORM path
+(PostQuerySet.for_listing() and cards()) takes two, and one more for the total or the tag.
 
 Other databases (the SQLite default) use the ORM paths, which are also the tests' reference.
 """

@@ -72,7 +72,7 @@ def flag_posts(posts, actor, reason: str) -> int:
     reason = clean_reason(reason, required=True)
     posts, ids = selection(posts)
     record_events(posts, ReviewAction.FLAGGED, actor, reason)
-    caching.invalidate(caching.post_key(pk) for pk in ids)
+    caching.invalidate([caching.INDEXABLE, *(caching.post_key(pk) for pk in ids)])
     return posts.update(
         needs_human_review=True, flagged_at=timezone.now(), flagged_by=actor, flag_reason=reason
     )
@@ -84,7 +84,7 @@ def clear_flags(posts, actor, reason: str = "") -> int:
     reason = clean_reason(reason, required=False)
     posts, ids = selection(posts.filter(needs_human_review=True))
     record_events(posts, ReviewAction.CLEARED, actor, reason)
-    caching.invalidate(caching.post_key(pk) for pk in ids)
+    caching.invalidate([caching.INDEXABLE, *(caching.post_key(pk) for pk in ids)])
     return posts.update(needs_human_review=False, flagged_at=None, flagged_by=None, flag_reason="")
 
 
@@ -94,7 +94,7 @@ def mark_reviewed(posts, actor, reason: str = "") -> int:
     reason = clean_reason(reason, required=False)
     posts, ids = selection(posts)
     record_events(posts, ReviewAction.REVIEWED, actor, reason)
-    caching.invalidate(caching.post_key(pk) for pk in ids)
+    caching.invalidate([caching.INDEXABLE, *(caching.post_key(pk) for pk in ids)])
     Revision.objects.filter(post__in=posts).update(
         status=RevisionStatus.REVIEWED, last_reviewed=timezone.localdate()
     )

@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import InvalidPage
 from django.db import connection
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.http import (
     Http404,
     HttpResponse,
@@ -21,7 +23,7 @@ from django.views.decorators.http import require_POST
 from alphanode.observability import query_budget
 from posts import caching, derived, reading, review, searching, viewcounts
 from posts.caching import cached_page, depends_on
-from posts.models import Post, PostTag, Tag, cards
+from posts.models import Post, PostTag, Tag, TagKind, cards
 from posts.pagination import (
     NEWER,
     BadPosition,
@@ -182,6 +184,33 @@ def tag_detail(request, slug):
     response = keyset_list(request, cards, "posts/tag_detail.html", {})
     depends_on(request, caching.tag_key(cards.tag.pk), caching.tag_list_key(cards.tag.pk))
     return response
+
+
+# The tag index: kinds in this order, each its most used tags first.
+TAG_INDEX_KINDS = (TagKind.STACK, TagKind.TOOL, TagKind.PROBLEM, TagKind.AREA, TagKind.LANGUAGE)
+TAG_INDEX_PER_KIND = 100
+
+
+@query_budget(1)
+@cached_page
+def tag_index(request):
+    """Stacks, tools, problems, areas and languages with their stored post counts (1 query:
+    the TAG_INDEX_PER_KIND most used tags of each kind, ranked in the database)."""
+    ranked = (
+        Tag.objects.filter(kind__in=TAG_INDEX_KINDS, post_count__gt=0)
+        .annotate(rank=Window(RowNumber(), partition_by="kind",
+                              order_by=[F("post_count").desc(), "name"]))
+        .filter(rank__lte=TAG_INDEX_PER_KIND)
+        .only("id", "name", "kind", "slug", "post_count")
+        .order_by("kind", "rank")
+    )
+    groups = {kind: [] for kind in TAG_INDEX_KINDS}
+    for tag in ranked:
+        groups[tag.kind].append(tag)
+    depends_on(request, caching.TAG_INDEX,
+               *(caching.tag_key(tag.pk) for tags in groups.values() for tag in tags))
+    kinds = [(TagKind(kind).label, tags) for kind, tags in groups.items() if tags]
+    return render(request, "posts/tag_index.html", {"kinds": kinds})
 
 
 def load_article(slug, *, readers_only):

@@ -7,8 +7,8 @@ from django.utils import timezone
 from markupsafe import escape
 
 from posts import reading
-from posts.pagination import Position
 from posts.models import Post, PublicationStatus, SimilarPost, Tag, TagKind, TagRole
+from posts.pagination import Position
 from tests.factories import PostFactory, PostTagFactory, TagFactory
 from tests.pagetext import visible_lines
 
@@ -271,10 +271,12 @@ def test_article_html_is_accessible(client):
     assert '<dl>' in html
     assert html.count('alt="visual reference') == 2
     assert '<html lang="en">' in html
-    # One script only, deferred and from our own static files: the view-count beacon; the page
-    # reads the same without it.
-    assert html.count("<script") == 1
+    # One script only, deferred and from our own static files: the view-count beacon and the
+    # figures' placeholder; the page reads the same without it. The other script element is
+    # data (JSON-LD), which runs nothing.
+    assert html.count("<script") == 2
     assert '<script src="/static/js/views.js" defer></script>' in html
+    assert html.count('<script type="application/ld+json">') == 1
 
 
 def test_meta_box_renders_lists_and_flags(client):

@@ -6,3 +6,18 @@
     navigator.sendBeacon(article.getAttribute("data-view-url"));
   }
 })();
+
+// A figure whose image cannot load (offline, a dead link) shows its caption in a quiet panel
+// of the same size instead of a broken-image icon.
+(function () {
+  function missing(img) {
+    img.closest("figure").classList.add("figure--missing");
+  }
+  document.querySelectorAll("figure img").forEach(function (img) {
+    if (img.complete && img.naturalWidth === 0) {
+      missing(img);
+    } else {
+      img.addEventListener("error", function () { missing(img); });
+    }
+  });
+})();
