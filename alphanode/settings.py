@@ -277,6 +277,15 @@ HEADER_STACKS = env_list(
     "HEADER_STACKS",
     "python services,django,react frontends,postgresql,kubernetes clusters,go microservices",
 )
+# The filter bar of lists and search (posts/filters.py): the values it offers, by tag name for
+# stacks and tools; any tag can still be filtered by from a link.
+FILTER_STACKS = env_list("FILTER_STACKS", ",".join(HEADER_STACKS))
+FILTER_TOOLS = env_list(
+    "FILTER_TOOLS", "pytest,django orm,vite,psql,kubectl,docker compose,cargo,terraform"
+)
+FILTER_LANGUAGES = env_list(
+    "FILTER_LANGUAGES", "python,javascript,typescript,php,sql,go,rust,java,yaml,bash"
+)
 SIMILAR_BATCH_SIZE = 1000  # posts per statement when lists are recomputed in bulk
 # import_posts: threads writing batches, each on its own connection, while the main thread
 # parses (PostgreSQL only); 0 writes on the main thread.

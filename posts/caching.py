@@ -49,7 +49,7 @@ EPOCH = VERSION_PREFIX + "*"
 PAGE_PREFIX = "page:1:"  # the number changes with StoredPage, so old entries are not read
 # The query parameters reader pages read (pagination); others (utm_source=...) change nothing
 # on a page, and must not make a copy of it each.
-PAGE_PARAMETERS = ("after", "before", "page", "q")
+PAGE_PARAMETERS = ("after", "before", "page", "q", "stack", "tool", "difficulty", "language")
 HOME_LIST = "list:home"
 SEARCH = "search"  # every search page: any write may change what matches
 # Feeds and sitemaps: they list the indexable posts, which any write or review may change.

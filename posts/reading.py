@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import query as django_query
 
+from posts.filters import Filters
 from posts.models import (
     CARD_FIELDS,
     Card,
@@ -38,6 +39,8 @@ from posts.models import (
     TagRole,
 )
 from posts.pagination import OLDER, Position
+
+NO_FILTERS = Filters()
 
 # Each list is a JSON array of arrays in the column order below.
 LINK_COLUMNS = ("id", "role", "position", "listed_at", "tag_id")
@@ -242,35 +245,83 @@ HEAD_SQL = {
 }
 
 
-@functools.cache  # built once per process
-def _list_sql(direction: str, has_cursor: bool, of_tag: bool) -> str:
+def _filter_tag(name: str) -> str:
+    return f"(SELECT id FROM {Tag._meta.db_table} WHERE slug = %({name})s)"
+
+
+@functools.cache  # built once per process and shape
+def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -> str:
+    """The statement of a list page: see list_page(). `filtered` is Filters.signature()."""
     order = "DESC" if direction == OLDER else "ASC"
-    among = ""
-    if of_tag:
-        # The first distinct (listed_at, post) pairs of the tag's links from the cursor: one
-        # bounded index range however popular the tag (a post in two roles is one pair).
-        among = f"""AND p.id IN (
-    SELECT post_id FROM (
-        SELECT DISTINCT l.listed_at, l.post_id FROM {PostTag._meta.db_table} l
-        WHERE l.tag_id = head.id AND l.listed_at <= %(now)s
+    has_stack, has_tool, has_difficulty, has_language = filtered
+    # The tags the posts must carry: the tag page's own, then the filters'.
+    tags = [name for name, used in (("head.id", of_tag), (_filter_tag("f_stack"), has_stack),
+                                    (_filter_tag("f_tool"), has_tool)) if used]
+    conditions = [condition for condition, used in (
+        ("p.difficulty = %(f_difficulty)s", has_difficulty),
+        ("p.code_language = %(f_language)s", has_language),
+    ) if used]
+    cards = f"{_columns('p', CARD_FIELDS)}, {STACK_TAGS_SQL} AS stack_tags"
+    if len(tags) == 1 and not conditions:
+        # A tag page: the first distinct (listed_at, post) pairs of the tag's links from the
+        # cursor, one bounded index range however popular the tag (a post in two roles is
+        # one pair), then those posts by primary key.
+        cards_sql = f"""
+    SELECT {cards}
+    FROM {Post._meta.db_table} p
+    WHERE {_published("p")}
+          AND p.id IN (
+              SELECT post_id FROM (
+                  SELECT DISTINCT l.listed_at, l.post_id FROM {PostTag._meta.db_table} l
+                  WHERE l.tag_id = {tags[0]} AND l.listed_at <= %(now)s
+                        {_seek("l.listed_at", "l.post_id", direction) if has_cursor else ""}
+                  ORDER BY l.listed_at {order}, l.post_id {order}
+                  LIMIT %(links)s
+              ) links
+          )
+    ORDER BY p.published_at {order}, p.id {order}
+    LIMIT %(limit)s OFFSET %(offset)s"""
+    elif tags:
+        # Filtered by tags: walk the first tag's links in date order from the cursor and keep
+        # the posts that pass every other filter (each a primary-key or (post, tag) probe),
+        # until the page is full.
+        driving, *others = tags
+        checks = conditions + [
+            f"EXISTS (SELECT 1 FROM {PostTag._meta.db_table} o "
+            f"WHERE o.post_id = l.post_id AND o.tag_id = {tag})"
+            for tag in others
+        ]
+        cards_sql = f"""
+    SELECT {cards}
+    FROM (
+        SELECT DISTINCT ON (l.listed_at, l.post_id) l.listed_at, l.post_id
+        FROM {PostTag._meta.db_table} l
+        JOIN {Post._meta.db_table} p ON p.id = l.post_id
+        WHERE l.tag_id = {driving} AND l.listed_at <= %(now)s
+              AND p.status = %(published)s
               {_seek("l.listed_at", "l.post_id", direction) if has_cursor else ""}
+              {"".join(f" AND {check}" for check in checks)}
         ORDER BY l.listed_at {order}, l.post_id {order}
-        LIMIT %(links)s
-    ) links
-)"""
+        LIMIT %(limit)s OFFSET %(offset)s
+    ) found
+    JOIN {Post._meta.db_table} p ON p.id = found.post_id
+    ORDER BY p.published_at {order}, p.id {order}"""
+    else:
+        # All posts, or filtered by their own columns: the listing index from the cursor.
+        cards_sql = f"""
+    SELECT {cards}
+    FROM {Post._meta.db_table} p
+    WHERE {_published("p")}
+          {"".join(f" AND {condition}" for condition in conditions)}
+          {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
+    ORDER BY p.published_at {order}, p.id {order}
+    LIMIT %(limit)s OFFSET %(offset)s"""
     # One row per card after the head's columns; a head without cards is one row whose card
     # columns are NULL, and no row at all means no such tag.
     return f"""
 SELECT head.*, card.*
 FROM ({HEAD_SQL[of_tag]}) head
-LEFT JOIN LATERAL (
-    SELECT {_columns("p", CARD_FIELDS)}, {STACK_TAGS_SQL} AS stack_tags
-    FROM {Post._meta.db_table} p
-    WHERE {_published("p")}
-          {among}
-          {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
-    ORDER BY p.published_at {order}, p.id {order}
-    LIMIT %(limit)s OFFSET %(offset)s
+LEFT JOIN LATERAL ({cards_sql}
 ) card ON true
 ORDER BY card.published_at {order}, card.id {order}
 """
@@ -286,16 +337,21 @@ class ListPage:
 
 
 def list_page(
-    position: Position, offset: int, limit: int, *, now, tag_slug: str | None = None
+    position: Position, offset: int, limit: int, *, now, tag_slug: str | None = None,
+    filters: Filters = NO_FILTERS,
 ) -> ListPage | None:
-    """Return `limit` Cards of published posts (of the tag of `tag_slug`, if given) from
-    `position`, skipping `offset`, with the list's total or its tag (1 query); None when no
-    tag has that slug."""
+    """Return `limit` Cards of published posts (of the tag of `tag_slug`, if given, and
+    passing `filters`) from `position`, skipping `offset`, with the list's total or its tag
+    (1 query); None when no tag has that slug."""
     of_tag = tag_slug is not None
-    key = (position.direction, position.cursor is not None, of_tag)
+    key = (position.direction, position.cursor is not None, of_tag, filters.signature())
     params = {
         "counter": Counter.LISTED_POSTS,
         "slug": tag_slug,
+        "f_stack": filters.stack,
+        "f_tool": filters.tool,
+        "f_difficulty": filters.difficulty,
+        "f_language": filters.language,
         "published": PublicationStatus.PUBLISHED.value,
         "stack": TagRole.STACK.value,
         "now": now,

@@ -23,11 +23,13 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from posts.derived import SEARCH_CONFIG
+from posts.filters import Filters
 from posts.models import (
     CARD_FIELDS,
     Card,
     ListedTag,
     Post,
+    PostTag,
     PublicationStatus,
     SearchDocument,
     TagRole,
@@ -37,6 +39,7 @@ from posts.models import (
 MAX_QUERY_LENGTH = 200  # characters; a longer query is cut there, and the page says so
 # ts_headline marks matches with these; the text is escaped, then they become <mark>.
 START, STOP = "\x02", "\x03"
+NO_FILTERS = Filters()
 
 
 @dataclass(frozen=True)
@@ -75,33 +78,48 @@ def clean_query(raw: str) -> Query:
     return Query(text)
 
 
-def search(query: Query, page: int, now) -> Results:
-    """Return page `page` (from 1) of the published posts matching `query`, best first."""
+def search(query: Query, page: int, now, filters: Filters = NO_FILTERS) -> Results:
+    """Return page `page` (from 1) of the published posts matching `query` and `filters`,
+    best first."""
     size = settings.POSTS_PER_PAGE
     if connection.vendor == "postgresql":
-        return _search_postgresql(query, page, size, now)
-    return _search_fallback(query, page, size, now)
+        return _search_postgresql(query, page, size, now, filters)
+    return _search_fallback(query, page, size, now, filters)
 
 
 def pages_of(matches: int, size: int) -> int:
     return max(1, -(-matches // size))
 
 
-@functools.cache  # built once per process
-def _search_sql() -> str:
-    from posts.reading import STACK_TAGS_SQL
+@functools.cache  # built once per process and shape of filters
+def _search_sql(filtered: tuple = (False,) * 4) -> str:
+    """The search statement; `filtered` is Filters.signature()."""
+    from posts.reading import STACK_TAGS_SQL, _filter_tag
 
     columns = ", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)
     # The query is written out where it is used (not a CTE) so that the planner sees its words
     # and their frequency: see search().
     query = f"websearch_to_tsquery('{SEARCH_CONFIG}', %(q)s)"
+    has_stack, has_tool, has_difficulty, has_language = filtered
+    # Filters on the post's own columns read the post (by primary key) of each document seen;
+    # tag filters a (post, tag) probe.
+    join = f"JOIN {Post._meta.db_table} p ON p.id = d.post_id" if (
+        has_difficulty or has_language) else ""
+    checks = [check for check, used in (
+        ("p.difficulty = %(f_difficulty)s", has_difficulty),
+        ("p.code_language = %(f_language)s", has_language),
+        *((f"EXISTS (SELECT 1 FROM {PostTag._meta.db_table} o WHERE o.post_id = d.post_id "
+           f"AND o.tag_id = {_filter_tag(name)})", used)
+          for name, used in (("f_stack", has_stack), ("f_tool", has_tool))),
+    ) if used]
     return f"""
 WITH matches AS MATERIALIZED (
     -- The newest published matches, at most the window: the ranking below never sees more.
     -- Only the documents are read: listed_at is their post's date while it is published.
     SELECT d.post_id, d.listed_at, d.vector
-    FROM {SearchDocument._meta.db_table} d
+    FROM {SearchDocument._meta.db_table} d {join}
     WHERE d.vector @@ {query} AND d.listed_at <= %(now)s
+          {"".join(f" AND {check}" for check in checks)}
     ORDER BY d.listed_at DESC, d.post_id DESC
     LIMIT %(window)s + 1
 ),
@@ -121,7 +139,7 @@ ORDER BY r.rank DESC, r.listed_at DESC, r.post_id DESC
 """
 
 
-def _run_search(params) -> list[tuple]:
+def _run_search(params, filters: Filters) -> list[tuple]:
     """Run the search statement planned for these words, never from a generic plan.
 
     How to find the newest matches depends on how common the words are: for a word in a third
@@ -137,13 +155,19 @@ def _run_search(params) -> list[tuple]:
         threshold = raw.prepare_threshold
         raw.prepare_threshold = None
         try:
-            cursor.execute(_search_sql(), params)
+            cursor.execute(_search_sql(filters.signature()), {
+                **params,
+                "f_stack": filters.stack,
+                "f_tool": filters.tool,
+                "f_difficulty": filters.difficulty,
+                "f_language": filters.language,
+            })
         finally:
             raw.prepare_threshold = threshold
         return cursor.fetchall()
 
 
-def _search_postgresql(query: Query, page: int, size: int, now) -> Results:
+def _search_postgresql(query: Query, page: int, size: int, now, filters: Filters) -> Results:
     window = settings.SEARCH_WINDOW
     if not query:
         return Results([], 0, False, 1, 1)
@@ -154,7 +178,7 @@ def _search_postgresql(query: Query, page: int, size: int, now) -> Results:
         "window": window,
         "limit": size,
         "offset": (page - 1) * size,
-    })
+    }, filters)
     found = 0
     results = []
     for *values, stack, headline, count in rows:
@@ -164,18 +188,18 @@ def _search_postgresql(query: Query, page: int, size: int, now) -> Results:
         ])
         results.append(Result(card, highlight(headline)))
     if not rows and page > 1:
-        found = _count_matches(query, now)
+        found = _count_matches(query, now, filters)
     matches = min(found, window)
     return Results(results, matches, found > window, page, pages_of(matches, size))
 
 
-def _count_matches(query: Query, now) -> int:
+def _count_matches(query: Query, now, filters: Filters) -> int:
     """How many of the newest window's posts match (for a page past the last)."""
     rows = _run_search({
         "q": query.text,
         "stack": TagRole.STACK.value, "now": now, "window": settings.SEARCH_WINDOW,
         "limit": 1, "offset": 0,
-    })
+    }, filters)
     return rows[0][-1] if rows else 0
 
 
@@ -186,16 +210,16 @@ def highlight(headline: str) -> SafeString:
     )
 
 
-def _search_fallback(query: Query, page: int, size: int, now) -> Results:
+def _search_fallback(query: Query, page: int, size: int, now, filters: Filters) -> Results:
     if not query:
         return Results([], 0, False, 1, 1)
     words = query.text.replace('"', " ").split()[:10]
     matching = Q()
     for word in words:
         matching &= Q(title__icontains=word) | Q(summary__icontains=word)
-    posts = Post.objects.filter(
+    posts = filters.apply(Post.objects.filter(
         matching, status=PublicationStatus.PUBLISHED, published_at__lte=now
-    ).order_by("-published_at", "-id")
+    )).order_by("-published_at", "-id")
     window = settings.SEARCH_WINDOW
     found = posts[: window + 1].count()
     start = (page - 1) * size

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import InvalidPage
 from django.db import connection
-from django.db.models import F, Window
+from django.db.models import Exists, F, OuterRef, Window
 from django.db.models.functions import RowNumber
 from django.http import (
     Http404,
@@ -23,6 +23,8 @@ from django.views.decorators.http import require_POST
 from alphanode.observability import query_budget
 from posts import caching, derived, reading, review, searching, viewcounts
 from posts.caching import cached_page, depends_on
+from posts.filters import BadFilter, Filters
+from posts.filters import options as filter_options
 from posts.models import Post, PostTag, Tag, TagKind, cards
 from posts.pagination import (
     NEWER,
@@ -33,6 +35,7 @@ from posts.pagination import (
     page_at,
     seek,
 )
+from posts.reading import NO_FILTERS
 
 # What each page action needs and does: (permission, function, message).
 REVIEW_ACTIONS = {
@@ -58,25 +61,40 @@ def keyset_list(request, cards, template, context):
     """Render the page of the newest-first list `cards` (a CardList) that the query string asks
     for, with `context` and the list's `total` or `tag`.
 
-    Old ?page=N links and a ?before= that reaches the newest posts redirect; a cursor or
-    page that cannot be read is a 404 saying what was expected, as is an unknown tag.
+    Old ?page=N links and a ?before= that reaches the newest posts redirect; a cursor, page or
+    filter that cannot be read is a 404 saying what was expected, as is an unknown tag.
     """
     try:
         position = Position.from_query(request.GET)
     except BadPosition as error:
         raise Http404(str(error)) from None
+    filters = cards.filters
     size = settings.POSTS_PER_PAGE
     if position.legacy_page is not None:
+        if filters:
+            raise Http404("Old page numbers are for lists without filters; use the links "
+                          "under a filtered list.")
         return legacy_redirect(request, cards, position.legacy_page, size)
     page = page_at(cards, position, size)
-    context = {**context, "total": cards.total, "tag": cards.tag}
+    context = {
+        **context, "total": cards.total, "tag": cards.tag, "filters": filters,
+        "filter_bar": filter_options(filters),
+    }
     depends_on(request, *card_keys(page.object_list))
     if position.cursor is not None and (
         not page.object_list or (position.direction == NEWER and page.newer is None)
     ):
         # Nothing left that way, or the newest posts: the list's own first page says it best.
-        return HttpResponseRedirect(request.path)
+        return HttpResponseRedirect(request.path + (filters.query() if filters else ""))
     return render(request, template, {**context, "page": page})
+
+
+def list_filters(request):
+    """The filters of the query string; a value that cannot be read is a 404 saying why."""
+    try:
+        return Filters.from_query(request.GET)
+    except BadFilter as error:
+        raise Http404(str(error)) from None
 
 
 def legacy_redirect(request, cards, number, size):
@@ -107,15 +125,17 @@ class CardList:
     the tag and the total are a query of their own, and a page of cards two.
     """
 
-    def __init__(self, tag_slug=None):
+    def __init__(self, tag_slug=None, filters=NO_FILTERS):
         self.tag_slug = tag_slug
+        self.filters = filters
         self.found = None  # the last reading.ListPage, which carries the total or the tag
 
     def __call__(self, position, offset, limit):
         if not reads_in_one_statement():
             return self.cards_orm(position, offset, limit)
         found = reading.list_page(
-            position, offset, limit, now=timezone.now(), tag_slug=self.tag_slug
+            position, offset, limit, now=timezone.now(), tag_slug=self.tag_slug,
+            filters=self.filters,
         )
         if found is None:
             raise Http404("No tag has that address.")
@@ -148,11 +168,15 @@ class CardList:
     def cards_orm(self, position, offset, limit):
         if self.tag_slug is None:
             posts = Post.objects.published().for_listing()
+        elif self.filters:
+            posts = Post.objects.published().for_listing().filter(
+                Exists(PostTag.objects.filter(post=OuterRef("pk"), tag=self.tag))
+            )
         else:
             links = seek(PostTag.objects.listed(self.tag), ("listed_at", "post_id"), position)
             links = links.values("post_id").distinct()[: offset + limit]
             posts = Post.objects.among_links(links).for_listing()
-        posts = seek(posts, ("published_at", "id"), position)
+        posts = seek(self.filters.apply(posts), ("published_at", "id"), position)
         return cards(posts[offset : offset + limit])
 
 
@@ -172,7 +196,8 @@ def post_list(request):
     """Latest published posts (1 query on PostgreSQL: the page's cards with their stack tags
     and the stored total; 3 elsewhere; an old ?page=N link 2)."""
     depends_on(request, caching.HOME_LIST)
-    return keyset_list(request, CardList(), "posts/post_list.html", {})
+    return keyset_list(request, CardList(filters=list_filters(request)), "posts/post_list.html",
+                       {})
 
 
 @query_budget(2)  # as post_list
@@ -180,7 +205,7 @@ def post_list(request):
 def tag_detail(request, slug):
     """Published posts with one tag (1 query on PostgreSQL: the page's cards with their stack
     tags and the tag with its stored count; 3 elsewhere; an old ?page=N link 2)."""
-    cards = CardList(tag_slug=slug)
+    cards = CardList(tag_slug=slug, filters=list_filters(request))
     response = keyset_list(request, cards, "posts/tag_detail.html", {})
     depends_on(request, caching.tag_key(cards.tag.pk), caching.tag_list_key(cards.tag.pk))
     return response
@@ -240,11 +265,14 @@ def search(request):
     if not raw_page.isdigit() or int(raw_page) < 1:
         raise Http404(f"No page {raw_page!r}: pages are numbered from 1.")
     page = int(raw_page)
-    found = searching.search(query, page, now=timezone.now())
+    filters = list_filters(request)
+    found = searching.search(query, page, now=timezone.now(), filters=filters)
     if page > found.pages:
         raise Http404(f"No page {page}: the results run to page {found.pages}.")
     depends_on(request, caching.SEARCH, *card_keys(result.card for result in found.results))
-    return render(request, "posts/search.html", {"query": query, "found": found})
+    return render(request, "posts/search.html", {
+        "query": query, "found": found, "filters": filters, "filter_bar": filter_options(filters),
+    })
 
 
 @query_budget(6)
