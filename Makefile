@@ -23,10 +23,15 @@ test: venv
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 # Migrate the development database, add 200 sample posts the first time, and serve on :8000.
+# The site as readers get it (DEBUG off: its own 404 and error pages), on plain HTTP; `make demo
+# DEMO_DEBUG=1` serves with DEBUG on and the debug toolbar (collapsed) instead.
+DEMO_DEBUG ?= 0
+DEMO_ENV = DEBUG=$(DEMO_DEBUG) SECRET_KEY=demo-only-not-a-secret ALLOWED_HOSTS=127.0.0.1,localhost \
+	SECURE_SSL_REDIRECT=0 SECURE_HSTS_SECONDS=0 SECURE_COOKIES=0
 demo: venv
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py generate_posts --count 200 --seed 1 --if-empty
-	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py generate_posts --count 200 --seed 1 --if-empty
+	$(DEMO_ENV) $(BIN)/python manage.py runserver --insecure 127.0.0.1:8000
 
 # Check the code with ruff.
 lint: venv
