@@ -218,6 +218,12 @@ def parse_body(
     return body, figures
 
 
+# The line under an article's title on this site (templates/posts/post_detail.html), e.g.
+# "2026-03-01 · 14 min read · beginner · python services": dates and the rest repeat the meta
+# box, so a page of ours read back skips it. Old-site pages have no such line.
+BYLINE = re.compile(r"(?:\d{4}-\d{2}-\d{2}|draft|scheduled) · \d+ min read(?: · .*)?")
+
+
 def read_title_and_intro(
     lines: list[Line], meta_heading: Line, where: dict[str, int]
 ) -> tuple[str, str, list[Line]]:
@@ -229,6 +235,8 @@ def read_title_and_intro(
             meta_heading.number, "title", f"missing, expected a title line before '{META_HEADING}'"
         )
     title, rest = lines[0], lines[1:]
+    if rest and BYLINE.fullmatch(rest[0].text):
+        rest = rest[1:]  # our own pages' line under the title: what the meta box says again
     where["title"] = where["intro"] = title.number
     if not rest or is_figure(rest, 0) or is_fixed_heading(rest[0].text):
         return title.text, "", rest

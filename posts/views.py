@@ -296,6 +296,7 @@ def post_detail(request, slug):
             "post": post,
             "similar_posts": similar,
             "noindex_reasons": noindex_reasons,
+            "now": timezone.now(),  # a post dated later says "scheduled" to staff
             "can_review": request.user.is_authenticated
             and any(request.user.has_perm(name) for name in REVIEW_PERMISSIONS),
         },

@@ -83,7 +83,8 @@ def check_accessibility(driver, page):
     driver.execute_script(AXE.read_text(encoding="utf-8"))
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']}).then(done, e => done({error: String(e)}));"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(done, e => done({error: String(e)}));"
     )
     assert "error" not in result, result
     bad = [
@@ -204,5 +205,5 @@ def test_the_accessibility_check_fails_on_a_violation(browser, live_server, site
         "document.querySelector('main').insertAdjacentHTML('beforeend', "
         "'<img src=\"/static/favicon.svg\"><button></button>')"
     )
-    with pytest.raises(AssertionError, match="image-alt|button-name"):
+    with pytest.raises(AssertionError, match=r"image-alt|button-name"):
         check_accessibility(browser, "home with an image without alt text")

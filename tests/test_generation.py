@@ -28,7 +28,13 @@ def expected_page_lines(record):
             for line in (figure.caption, f"{figure.caption}. image source: {figure.source}")
         ]
 
-    lines = [record.title, record.intro, *figure_lines("intro")]
+    # Under the title, our pages add a line the example (an old-site page) does not have: the
+    # date, reading time, difficulty and stacks (posts/pagetext.py BYLINE).
+    byline = " · ".join([
+        f"{record.published_at:%Y-%m-%d}", f"{record.reading_time} min read", record.difficulty,
+        *record.stack,
+    ])
+    lines = [record.title, byline, record.intro, *figure_lines("intro")]
     for position, section in enumerate(record.sections):
         lines += [section.heading, *section.paragraphs, *figure_lines("section", position)]
     lines += ["implementation checklist", *record.checklist, *figure_lines("checklist")]

@@ -359,3 +359,14 @@ def test_our_article_pages_round_trip(client):
             assert parsed.published_at is None
         unshown = {"status": record.status, "published_at": record.published_at}
         assert dataclasses.replace(parsed, **unshown) == record
+
+
+def test_the_line_under_our_titles_is_not_read_as_the_intro():
+    expected, _ = parse_page_text(EXAMPLE)
+    lines = EXAMPLE.splitlines()
+    title = next(n for n, line in enumerate(lines) if line.strip() and "|" not in line)
+    for byline in ("2026-03-01 · 14 min read · beginner · python services · django",
+                   "draft · 3 min read · advanced", "scheduled · 7 min read · intermediate"):
+        text = "\n".join([*lines[: title + 1], "", byline, *lines[title + 1 :]])
+        data, _ = parse_page_text(text)
+        assert data == expected, byline

@@ -21,3 +21,22 @@
     }
   });
 })();
+
+// The meta box is open on a reader's first visit; once they close it, it stays closed on the
+// pages they open later (remembered in this browser only, so cached pages stay the same).
+(function () {
+  var key = "alphanode:closed:";
+  document.querySelectorAll("details[data-remember]").forEach(function (box) {
+    var name = key + box.getAttribute("data-remember");
+    try {
+      if (localStorage.getItem(name) === "1") {
+        box.open = false;
+      }
+      box.addEventListener("toggle", function () {
+        localStorage.setItem(name, box.open ? "0" : "1");
+      });
+    } catch (error) {
+      // Storage refused (private mode): the box simply stays open.
+    }
+  });
+})();
