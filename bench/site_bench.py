@@ -320,6 +320,13 @@ def bench_size(size, options):
             "rare tag, last page": {"paths": [f"{rare.get_absolute_url()}?page=last"]},
             "search, common word": {"paths": [f"/search/?q={COMMON_WORD}"]},
             "search, rare word": {"paths": [f"/search/?q={RARE_WORD}"]},
+            # Filters (issue 9): two of the post's own columns; a popular stack and one of its
+            # tools; search narrowed by a difficulty.
+            "home, filtered": {"paths": ["/?difficulty=advanced&language=python"]},
+            "tag, filtered by a tool": {
+                "paths": ["/tags/stack-python-services/?tool=tool-pytest&difficulty=beginner"]
+            },
+            "search, filtered": {"paths": [f"/search/?q={COMMON_WORD}&difficulty=advanced"]},
             "admin posts list": {"paths": ["/admin/posts/post/"], "login": True},
             "review queue": {"paths": ["/review/"], "login": True},
         }
