@@ -426,7 +426,8 @@ class TagAdmin(admin.ModelAdmin):
 
 def tag_keys(tag_ids) -> list[str]:
     """The content keys of tags: wherever they are shown, and their own pages."""
-    return [key for pk in tag_ids for key in (caching.tag_key(pk), caching.tag_list_key(pk))]
+    keys = [key for pk in tag_ids for key in (caching.tag_key(pk), caching.tag_list_key(pk))]
+    return [caching.TAG_INDEX, *keys]  # /tags/ and the tag sitemap list every tag
 
 
 @admin.register(ImageSource)

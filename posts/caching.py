@@ -7,7 +7,9 @@ Every cacheable page lists the content it shows as *content keys* (docs/caching.
     tag:<id>        a tag's name and address, wherever it is shown
     tag-list:<id>   which posts a tag page lists, and its count
     list:home       which posts the home page lists, and the total
-    search          which posts any search finds (changed by every write of posts)
+    search          which posts any search or filtered list finds (every write of posts)
+    indexable       which posts the feeds and sitemaps list (writes and review actions)
+    tag-index       which tags /tags/ and the tag sitemap list, and their counts
 
 Each key has a *version* in the cache, replaced by a new random value whenever the content
 changes (invalidate(), after the write's transaction commits). A stored page records the

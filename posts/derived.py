@@ -157,9 +157,10 @@ def apply_counts(change: CountChange) -> None:
             Counter.objects.create(name=Counter.LISTED_POSTS, value=change.total)
 
 
-def sync_listed_at(links) -> None:
-    """Copy each post's publication date onto its tag `links` while it is published (1 query)."""
-    links.update(
+def sync_listed_at(rows) -> None:
+    """Copy each post's publication date onto `rows` (tag links or search documents) while it
+    is published, else NULL (1 query)."""
+    rows.update(
         listed_at=Subquery(
             Post.objects.filter(pk=OuterRef("post_id"), status=PublicationStatus.PUBLISHED)
             .values("published_at")[:1]
@@ -575,6 +576,7 @@ def recount_posts() -> None:
     """Recompute every listing date, tag count and the total from the posts (a repair tool:
     full scans)."""
     sync_listed_at(PostTag.objects.all())
+    sync_listed_at(SearchDocument.objects.all())
     take_lock()
     counts = (
         PostTag.objects.filter(tag_id=OuterRef("pk"), listed_at__isnull=False)
@@ -587,7 +589,7 @@ def recount_posts() -> None:
     total = Post.objects.filter(status=PublicationStatus.PUBLISHED).count()
     Counter.objects.update_or_create(name=Counter.LISTED_POSTS, defaults={"value": total})
     tag_ids = Tag.objects.values_list("pk", flat=True)
-    caching.invalidate([caching.HOME_LIST, caching.TAG_INDEX,
+    caching.invalidate([caching.HOME_LIST, caching.TAG_INDEX, caching.SEARCH, caching.INDEXABLE,
                        *(caching.tag_list_key(pk) for pk in tag_ids)])
 
 

@@ -80,6 +80,8 @@ class TagFeed(LatestPostsFeed):
     def items(self, tag):
         # The tag's newest links first (its (tag, listed_at, post) index), then those posts.
         links = PostTag.objects.listed(tag).order_by("-listed_at", "-post_id")
+        # A post carrying the tag in two roles is two links: 4 links per entry leave room for
+        # those and for posts that are not indexable (a feed of the tag's newest 80 links).
         recent = links.values("post_id")[: settings.FEED_SIZE * 4]
         return latest_indexable(Post.objects.filter(pk__in=recent))
 

@@ -72,7 +72,7 @@ def sitemap_posts(request, number):
 @cached_page
 def sitemap_tags(request):
     """The home page, the tag index and each tag page with posts (at most a section's size)."""
-    depends_on(request, caching.INDEXABLE)
+    depends_on(request, caching.INDEXABLE, caching.TAG_INDEX)
     tags = Tag.objects.filter(post_count__gt=0).order_by("-post_count", "id").values_list(
         "slug", flat=True
     )[: settings.SITEMAP_SECTION_SIZE - 2]

@@ -76,6 +76,10 @@ def keyset_list(request, cards, template, context):
                           "under a filtered list.")
         return legacy_redirect(request, cards, position.legacy_page, size)
     page = page_at(cards, position, size)
+    if filters:
+        # A post can start passing a filter (a new tool, another difficulty) without its date
+        # or the list's tags moving: any write refreshes a filtered list, as it does search.
+        depends_on(request, caching.SEARCH)
     context = {
         **context, "total": cards.total, "tag": cards.tag, "filters": filters,
         "filter_bar": filter_options(filters),

@@ -287,3 +287,37 @@ def test_figures_reserve_their_box_and_load_lazily_below_the_first(client):
     assert all('width="800" height="450"' in image for image in images)
     assert 'loading="lazy"' not in images[0]
     assert all('loading="lazy" decoding="async"' in image for image in images[1:])
+
+
+def test_a_tag_rename_refreshes_the_tag_index_and_the_tag_sitemap(
+    admin_client, client, page_cache, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        PostFactory(tag_count=1)
+    tag = Tag.objects.get(name="tool 0")
+    for url in (reverse("posts:tags"), reverse("sitemap_tags")):
+        client.get(url)
+        assert client.get(url).wsgi_request.cache_status == "hit"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:posts_tag_change", args=[tag.pk]),
+            {"name": "renamed tool", "kind": tag.kind, "slug": "tool-renamed"},
+        )
+    assert response.status_code == 302, response.content[:500]
+
+    assert "renamed tool" in client.get(reverse("posts:tags")).text
+    assert "/tags/tool-renamed/" in client.get(reverse("sitemap_tags")).text
+
+
+def test_recount_repairs_the_search_documents_listing_dates(client):
+    from posts.models import SearchDocument
+
+    post = PostFactory(title="repaired kestrel")
+    SearchDocument.objects.filter(post=post).update(listed_at=None)  # as a raw write might
+    assert client.get(reverse("posts:search"), {"q": "kestrel"}).context["found"].results == []
+
+    derived.recount_posts()
+
+    found = client.get(reverse("posts:search"), {"q": "kestrel"}).context["found"].results
+    assert [result.card.title for result in found] == ["repaired kestrel"]

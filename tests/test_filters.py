@@ -155,3 +155,42 @@ def test_search_filters_narrow_the_matches_in_one_query(
     expected = {post.title for n, post in enumerate(catalogue) if n % 2 == 1 and n % 3 == 2}
     assert {result.card.title for result in found.results} == expected and expected
     assert 'name="stack" value="stack-react-frontends"' in response.text  # kept when re-searched
+
+
+def test_a_cached_filtered_list_shows_a_post_that_starts_passing(
+    client, page_cache, editor, django_capture_on_commit_callbacks
+):
+    from posts.models import Post
+    from tests.test_admin import change_form_data, change_url
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post = PostFactory(title="now intermediate", difficulty="intermediate", tag_count=1)
+    url = "/?difficulty=advanced"
+    assert client.get(url).context["page"].object_list == []
+    assert client.get(url).wsgi_request.cache_status == "hit"
+
+    # Its date and tags stay; only the difficulty moves, and the filtered list must follow.
+    client.force_login(editor)
+    data = change_form_data(client, post)
+    data["difficulty"] = ["advanced"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(change_url(post), data).status_code == 302
+    client.logout()
+
+    response = client.get(url)
+    assert response.wsgi_request.cache_status == "miss"
+    assert [card.title for card in response.context["page"].object_list] == ["now intermediate"]
+    assert Post.objects.get(pk=post.pk).difficulty == "advanced"
+
+
+def test_search_pages_and_page_last_keep_the_filters(client, catalogue, settings):
+    settings.POSTS_PER_PAGE = 2
+    html = client.get(reverse("posts:search"), {"q": "queries", "difficulty": "beginner"}).text
+    more = links_of(html, "more matches")
+    assert more and more[0].endswith("&difficulty=beginner")
+    second = client.get(reverse("posts:search") + more[0]).context["found"]
+    assert second.page == 2 and second.results
+    assert all(result.card.difficulty == "beginner" for result in second.results)
+    last = client.get("/", {"page": "last", "difficulty": "beginner"})
+    assert last.status_code == 200
+    assert all(card.difficulty == "beginner" for card in last.context["page"].object_list)

@@ -143,3 +143,10 @@ def test_every_variable_is_in_the_readme_and_env_example():
     assert {"DEBUG", "PAGE_CACHE", "PURGER", "LOG_FORMAT"} <= variables
     assert sorted(v for v in variables if f"| `{v}` |" not in readme) == []
     assert sorted(v for v in variables if not re.search(rf"^#? ?{v}=", example, re.M)) == []
+
+
+def test_the_ci_script_parses():
+    # CI runs .ci/run on a fresh clone; a script bash cannot parse runs nothing at all.
+    result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
