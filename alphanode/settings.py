@@ -270,6 +270,9 @@ SIMILAR_RAREST_TAGS = env_int("SIMILAR_RAREST_TAGS", 3)
 SIMILAR_CANDIDATES_PER_TAG = env_int("SIMILAR_CANDIDATES_PER_TAG", 10)
 # Search (posts/searching.py): only the newest this many matches of a query are ranked.
 SEARCH_WINDOW = env_int("SEARCH_WINDOW", 200)
+# ...found among the newest SEARCH_SCAN documents when the words are common enough, else from
+# the full-text index (docs/queries.md): the most documents a search reads one by one.
+SEARCH_SCAN = env_int("SEARCH_SCAN", 2000)
 # Feeds (posts/feeds.py) and sitemaps (posts/sitemaps.py, at most 50,000 URLs per file).
 FEED_SIZE = env_int("FEED_SIZE", 20)
 SITEMAP_SECTION_SIZE = env_int("SITEMAP_SECTION_SIZE", 50_000)

@@ -112,16 +112,39 @@ def _search_sql(filtered: tuple = (False,) * 4) -> str:
            f"AND o.tag_id = {_filter_tag(name)})", used)
           for name, used in (("f_stack", has_stack), ("f_tool", has_tool))),
     ) if used]
+    where = "".join(f" AND {check}" for check in checks)
+    documents = SearchDocument._meta.db_table
     return f"""
-WITH matches AS MATERIALIZED (
-    -- The newest published matches, at most the window: the ranking below never sees more.
-    -- Only the documents are read: listed_at is their post's date while it is published.
+WITH recent AS MATERIALIZED (
+    -- Matches among the newest SEARCH_SCAN published documents, newest first, stopping at a
+    -- window's worth: a common word fills the window here, at any size. Only the documents
+    -- are read (listed_at is their post's date while it is published).
     SELECT d.post_id, d.listed_at, d.vector
-    FROM {SearchDocument._meta.db_table} d {join}
-    WHERE d.vector @@ {query} AND d.listed_at <= %(now)s
-          {"".join(f" AND {check}" for check in checks)}
+    FROM (
+        SELECT post_id, listed_at, vector FROM {documents}
+        WHERE listed_at <= %(now)s
+        ORDER BY listed_at DESC, post_id DESC
+        LIMIT %(scan)s
+    ) d {join}
+    WHERE d.vector @@ {query} {where}
     ORDER BY d.listed_at DESC, d.post_id DESC
     LIMIT %(window)s + 1
+),
+older AS MATERIALIZED (
+    -- Only when those held less than a window: every match, from the GIN index (a rare
+    -- word has few), to be sorted by date below.
+    SELECT d.post_id, d.listed_at, d.vector
+    FROM {documents} d {join}
+    WHERE (SELECT count(*) FROM recent) <= %(window)s
+          AND d.vector @@ {query} AND d.listed_at <= %(now)s {where}
+),
+matches AS MATERIALIZED (
+    -- The newest matches, at most the window (+1, to tell that there were more).
+    SELECT * FROM recent WHERE (SELECT count(*) FROM recent) > %(window)s
+    UNION ALL
+    SELECT * FROM (
+        SELECT * FROM older ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s + 1
+    ) sorted
 ),
 ranked AS (
     SELECT m.post_id, m.listed_at, ts_rank(m.vector, {query}) AS rank
@@ -173,6 +196,7 @@ def _search_postgresql(query: Query, page: int, size: int, now, filters: Filters
         return Results([], 0, False, 1, 1)
     rows = _run_search({
         "q": query.text,
+        "scan": settings.SEARCH_SCAN,
         "stack": TagRole.STACK.value,
         "now": now,
         "window": window,
@@ -197,6 +221,7 @@ def _count_matches(query: Query, now, filters: Filters) -> int:
     """How many of the newest window's posts match (for a page past the last)."""
     rows = _run_search({
         "q": query.text,
+        "scan": settings.SEARCH_SCAN,
         "stack": TagRole.STACK.value, "now": now, "window": settings.SEARCH_WINDOW,
         "limit": 1, "offset": 0,
     }, filters)

@@ -37,13 +37,20 @@ def pages(client):
         "search": reverse("posts:search") + "?q=queries",
         "empty search": reverse("posts:search"),
         "404": "/no/such/page/",
+        "filtered list": "/?difficulty=beginner&tool=tool-tool-0",
+        "filtered search": reverse("posts:search") + "?q=queries&difficulty=beginner",
     }
 
 
-@pytest.mark.parametrize(
-    "page", ["home", "article", "tag index", "tag", "search", "empty search", "404"]
-)
-def test_reader_pages_are_valid_html(client, pages, page):
+@pytest.mark.parametrize("page", [
+    "home", "article", "tag index", "tag", "search", "empty search", "404", "filtered list",
+    "filtered search", "second page",
+])
+def test_reader_pages_are_valid_html(client, pages, page, settings):
+    if page == "second page":
+        settings.POSTS_PER_PAGE = 2
+        older = client.get("/").context["page"].older
+        pages[page] = f"/?after={older}"
     response = client.get(pages[page])
     assert response.status_code in (200, 404)
     html = response.content.decode()

@@ -207,3 +207,21 @@ def test_a_missing_post_says_so(client):
 
     assert response.status_code == 404
     assert "No post has that address." in response.content.decode()
+
+
+def test_matches_older_than_the_newest_scanned_posts_are_found_too(client, settings):
+    # The newest SEARCH_SCAN posts are read one by one; fewer matches there than a window, and
+    # the rest come from the full-text index, newest first.
+    settings.SEARCH_SCAN, settings.SEARCH_WINDOW, settings.POSTS_PER_PAGE = 3, 4, 10
+    now = timezone.now()
+    for n in range(8):
+        PostFactory(title=f"{'osprey' if n in (0, 6, 7) else 'plain'} notes {n}",
+                    published_at=now - datetime.timedelta(hours=n))
+    assert sorted(titles(search(client, "osprey"))) == [
+        "osprey notes 0", "osprey notes 6", "osprey notes 7"]
+
+    # A word in every post: only the newest window (4) of its matches is ranked.
+    found = search(client, "notes").context["found"]
+    assert found.more and found.matches == 4
+    assert sorted(titles(search(client, "notes"))) == [
+        "osprey notes 0", "plain notes 1", "plain notes 2", "plain notes 3"]
