@@ -114,45 +114,70 @@ def _search_sql(filtered: tuple = (False,) * 4) -> str:
     ) if used]
     where = "".join(f" AND {check}" for check in checks)
     documents = SearchDocument._meta.db_table
-    return f"""
-WITH recent AS MATERIALIZED (
-    -- Matches among the newest SEARCH_SCAN published documents, newest first, stopping at a
-    -- window's worth: a common word fills the window here, at any size. Only the documents
-    -- are read (listed_at is their post's date while it is published).
-    SELECT d.post_id, d.listed_at, d.vector
-    FROM (
+    newest = f"""(
         SELECT post_id, listed_at, vector FROM {documents}
         WHERE listed_at <= %(now)s
         ORDER BY listed_at DESC, post_id DESC
         LIMIT %(scan)s
-    ) d {join}
-    WHERE d.vector @@ {query} {where}
-    ORDER BY d.listed_at DESC, d.post_id DESC
-    LIMIT %(window)s + 1
-),
-older AS MATERIALIZED (
-    -- Only when those held less than a window: every match, from the GIN index (a rare
-    -- word has few), to be sorted by date below.
+    )"""
+    older = f"""older AS MATERIALIZED (
+    -- Only when the word is rare (less than a window of matches among the newest documents):
+    -- every match from the GIN index, to be sorted by date below.
     SELECT d.post_id, d.listed_at, d.vector
     FROM {documents} d {join}
-    WHERE (SELECT count(*) FROM recent) <= %(window)s
+    WHERE (SELECT count(*) FROM {{counted}}) <= %(window)s
           AND d.vector @@ {query} AND d.listed_at <= %(now)s {where}
 ),
 matches AS MATERIALIZED (
     -- The newest matches, at most the window (+1, to tell that there were more).
-    SELECT * FROM recent WHERE (SELECT count(*) FROM recent) > %(window)s
+    SELECT * FROM recent WHERE (SELECT count(*) FROM {{counted}}) > %(window)s
     UNION ALL
     SELECT * FROM (
         SELECT * FROM older ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s + 1
     ) sorted
 ),
-ranked AS (
+"""
+    if not checks:
+        # Matches among the newest SEARCH_SCAN published documents, newest first, stopping at
+        # a window's worth: a common word fills the window here, at any size. Only the
+        # documents are read (listed_at is their post's date while it is published).
+        return f"""
+WITH recent AS MATERIALIZED (
+    SELECT d.post_id, d.listed_at, d.vector
+    FROM {newest} d
+    WHERE d.vector @@ {query}
+    ORDER BY d.listed_at DESC, d.post_id DESC
+    LIMIT %(window)s + 1
+),
+{older.replace("{counted}", "recent")}{_ranked(columns, STACK_TAGS_SQL, query)}"""
+    # Filtered: the word's matches among the newest documents, then the filters on those. A
+    # common word stays there (a filtered search of it reads at most SEARCH_SCAN documents,
+    # and ranks those that pass); only a rare word goes to the GIN index, filtered.
+    return f"""
+WITH scanned AS MATERIALIZED (
+    SELECT d.post_id, d.listed_at, d.vector
+    FROM {newest} d
+    WHERE d.vector @@ {query}
+),
+recent AS MATERIALIZED (
+    SELECT d.post_id, d.listed_at, d.vector
+    FROM scanned d {join}
+    WHERE true {where}
+    ORDER BY d.listed_at DESC, d.post_id DESC
+    LIMIT %(window)s + 1
+),
+{older.replace("{counted}", "scanned")}{_ranked(columns, STACK_TAGS_SQL, query)}"""
+
+
+def _ranked(columns: str, stack: str, query: str) -> str:
+    """The ranking of the window and the shown page: the same whichever way matches were found."""
+    return f"""ranked AS (
     SELECT m.post_id, m.listed_at, ts_rank(m.vector, {query}) AS rank
     FROM (SELECT * FROM matches ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s) m
     ORDER BY rank DESC, m.listed_at DESC, m.post_id DESC
     LIMIT %(limit)s OFFSET %(offset)s
 )
-SELECT {columns}, {STACK_TAGS_SQL},
+SELECT {columns}, {stack},
        ts_headline('{SEARCH_CONFIG}', p.summary, {query},
                    'StartSel={START}, StopSel={STOP}, MaxWords=45, MinWords=20, MaxFragments=0'),
        (SELECT count(*) FROM matches)

@@ -225,3 +225,19 @@ def test_matches_older_than_the_newest_scanned_posts_are_found_too(client, setti
     assert found.more and found.matches == 4
     assert sorted(titles(search(client, "notes"))) == [
         "osprey notes 0", "plain notes 1", "plain notes 2", "plain notes 3"]
+
+
+def test_a_filtered_search_of_a_common_word_stays_among_the_newest_posts(client, settings):
+    # Filters are tested on the word's matches among the newest SEARCH_SCAN posts; only a
+    # word rare there is looked up in the whole index (so a filter never makes a common
+    # word's search read all its matches).
+    settings.SEARCH_SCAN, settings.SEARCH_WINDOW = 4, 2
+    now = timezone.now()
+    for n in range(8):
+        PostFactory(title=f"{'gannet ' if n == 7 else ''}notes {n}",
+                    difficulty="advanced" if n in (1, 7) else "beginner",
+                    published_at=now - datetime.timedelta(hours=n))
+
+    assert titles(search(client, "notes", difficulty="advanced")) == ["notes 1"]
+    assert titles(search(client, "gannet", difficulty="advanced")) == ["gannet notes 7"]
+    assert titles(search(client, "gannet", difficulty="beginner")) == []
