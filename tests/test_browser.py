@@ -73,6 +73,24 @@ def site(settings):
     return posts
 
 
+def wait_for_url(driver, part):
+    """Wait until a navigation the page started (a form sent, a link followed) has landed."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(lambda d: part in d.current_url and d.execute_script(
+        "return document.readyState") == "complete")
+
+
+def follow(driver, element):
+    """Click a link and wait for the page it leads to."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = driver.current_url
+    element.click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url != before and d.execute_script(
+        "return document.readyState") == "complete")
+
+
 def visit(driver, url):
     driver.get(url)
     assert driver.execute_script("return document.readyState") == "complete"
@@ -121,7 +139,7 @@ def test_a_readers_journey(browser, live_server, site):
     screenshots(driver, "home")
 
     # Follow a post: its body, meta box and similar posts.
-    driver.find_element(By.CSS_SELECTOR, ".post-card h2 a").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, ".post-card h2 a"))
     assert driver.find_element(By.TAG_NAME, "h1").text.startswith("improving queries")
     assert driver.find_element(By.ID, "post-meta-title").text == "alphanode post meta"
     similar = driver.find_elements(By.CSS_SELECTOR, ".similar-posts a")
@@ -131,35 +149,35 @@ def test_a_readers_journey(browser, live_server, site):
 
     # Follow a similar post.
     title = similar[0].text
-    similar[0].click()
+    follow(driver, similar[0])
     assert driver.find_element(By.TAG_NAME, "h1").text == title
 
     # Search from the header box.
     box = driver.find_element(By.CSS_SELECTOR, ".site-search input[name=q]")
     box.send_keys("queries\n")
-    assert "/search/" in driver.current_url
+    wait_for_url(driver, "/search/")
     assert driver.find_elements(By.CSS_SELECTOR, ".post-card mark")
     check_accessibility(driver, "search")
     screenshots(driver, "search")
 
     # Filter the results, then the home list, and page forward.
     driver.find_element(By.CSS_SELECTOR, ".filters summary").click()
-    driver.find_element(By.LINK_TEXT, "advanced").click()
+    follow(driver, driver.find_element(By.LINK_TEXT, "advanced"))
     assert "difficulty=advanced" in driver.current_url
     cards = driver.find_elements(By.CSS_SELECTOR, ".post-card")
     assert cards and all("advanced" in card.text for card in cards)
     visit(driver, live_server.url + "/")
-    driver.find_element(By.LINK_TEXT, "older posts").click()
+    follow(driver, driver.find_element(By.LINK_TEXT, "older posts"))
     assert "after=" in driver.current_url
     assert driver.find_elements(By.CSS_SELECTOR, ".post-card")
 
     # The tag index, then a tag.
-    driver.find_element(By.CSS_SELECTOR, ".site-nav").find_element(
-        By.LINK_TEXT, "all tags").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, ".site-nav").find_element(
+        By.LINK_TEXT, "all tags"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "Browse by tag"
     check_accessibility(driver, "tag index")
     screenshots(driver, "tag-index")
-    driver.find_element(By.CSS_SELECTOR, ".tag-cloud a").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, ".tag-cloud a"))
     assert "/tags/" in driver.current_url and driver.find_elements(By.CSS_SELECTOR, ".post-card")
     check_accessibility(driver, "tag")
     screenshots(driver, "tag")
