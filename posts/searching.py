@@ -187,16 +187,12 @@ ORDER BY r.rank DESC, r.listed_at DESC, r.post_id DESC
 """
 
 
-def _run_search(params, filters: Filters) -> list[tuple]:
-    """Run the search statement planned for these words, never from a generic plan.
+def _run_search(query: Query, now, filters: Filters, *, limit: int, offset: int) -> list[tuple]:
+    """Run the search statement (`limit` results from `offset`), planned for these words.
 
-    How to find the newest matches depends on how common the words are: for a word in a third
-    of the posts, walk the documents newest first and stop at the window (a few thousand
-    rows); for a rare one, read its few matches from the GIN index and sort them. PostgreSQL
-    chooses between the two from the words' frequencies, which it can see only when the
-    statement is planned with them, so this statement is not prepared (psycopg prepares a
-    statement run five times on a connection, and PostgreSQL may then keep one plan for
-    every query).
+    The statement is not prepared: psycopg prepares a statement run five times on a
+    connection, and PostgreSQL may then keep one generic plan for every query, while the GIN
+    step (see _search_sql) is best planned with the words' frequencies.
     """
     with connection.cursor() as cursor:
         raw = connection.connection
@@ -204,7 +200,13 @@ def _run_search(params, filters: Filters) -> list[tuple]:
         raw.prepare_threshold = None
         try:
             cursor.execute(_search_sql(filters.signature()), {
-                **params,
+                "q": query.text,
+                "scan": settings.SEARCH_SCAN,
+                "stack": TagRole.STACK.value,
+                "now": now,
+                "window": settings.SEARCH_WINDOW,
+                "limit": limit,
+                "offset": offset,
                 "f_stack": filters.stack,
                 "f_tool": filters.tool,
                 "f_difficulty": filters.difficulty,
@@ -219,15 +221,7 @@ def _search_postgresql(query: Query, page: int, size: int, now, filters: Filters
     window = settings.SEARCH_WINDOW
     if not query:
         return Results([], 0, False, 1, 1)
-    rows = _run_search({
-        "q": query.text,
-        "scan": settings.SEARCH_SCAN,
-        "stack": TagRole.STACK.value,
-        "now": now,
-        "window": window,
-        "limit": size,
-        "offset": (page - 1) * size,
-    }, filters)
+    rows = _run_search(query, now, filters, limit=size, offset=(page - 1) * size)
     found = 0
     results = []
     for *values, stack, headline, count in rows:
@@ -244,12 +238,7 @@ def _search_postgresql(query: Query, page: int, size: int, now, filters: Filters
 
 def _count_matches(query: Query, now, filters: Filters) -> int:
     """How many of the newest window's posts match (for a page past the last)."""
-    rows = _run_search({
-        "q": query.text,
-        "scan": settings.SEARCH_SCAN,
-        "stack": TagRole.STACK.value, "now": now, "window": settings.SEARCH_WINDOW,
-        "limit": 1, "offset": 0,
-    }, filters)
+    rows = _run_search(query, now, filters, limit=1, offset=0)
     return rows[0][-1] if rows else 0
 
 
