@@ -14,14 +14,26 @@ from django.template import Context, defaultfilters
 from django.template.backends import jinja2 as django_jinja2
 from django.templatetags.static import static
 from django.test.signals import template_rendered
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from jinja2 import Environment
 
 
 def url(name, *args, **kwargs):
-    """Return reverse(name, args=args, kwargs=kwargs), as {% url %} does."""
+    """Return reverse(name, args=args, kwargs=kwargs), as {% url %} does.
+
+    A URL without arguments is reversed once per script prefix: every page prints the same
+    few (the header's, the footer's, the feed's), and reverse() costs more than the rest of a
+    card.
+    """
+    if not args and not kwargs:
+        return _reverse_once(name, get_script_prefix())
     return reverse(name, args=args or None, kwargs=kwargs or None)
+
+
+@functools.cache
+def _reverse_once(name, script_prefix):
+    return reverse(name)
 
 
 def iso_datetime(value):
@@ -87,10 +99,12 @@ def canonical_url(request):
 def environment(**options):
     env = Environment(**options)
     from posts import seo
+    from posts.filters import filter_bar
 
     env.globals.update(
         static=static, url=url, header_stacks=header_stacks, canonical_url=canonical_url,
         article_json_ld=seo.article_json_ld, first_image=seo.first_image,
+        filter_bar=filter_bar,
     )
     env.filters.update(
         truncatechars=defaultfilters.truncatechars,

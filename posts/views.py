@@ -24,7 +24,6 @@ from alphanode.observability import query_budget
 from posts import caching, derived, reading, review, searching, viewcounts
 from posts.caching import cached_page, depends_on
 from posts.filters import BadFilter, Filters
-from posts.filters import options as filter_options
 from posts.models import Post, PostTag, Tag, TagKind, cards
 from posts.pagination import (
     NEWER,
@@ -82,7 +81,6 @@ def keyset_list(request, cards, template, context):
         depends_on(request, caching.SEARCH)
     context = {
         **context, "total": cards.total, "tag": cards.tag, "filters": filters,
-        "filter_bar": filter_options(filters),
     }
     depends_on(request, *card_keys(page.object_list))
     if position.cursor is not None and (
@@ -275,7 +273,7 @@ def search(request):
         raise Http404(f"No page {page}: the results run to page {found.pages}.")
     depends_on(request, caching.SEARCH, *card_keys(result.card for result in found.results))
     return render(request, "posts/search.html", {
-        "query": query, "found": found, "filters": filters, "filter_bar": filter_options(filters),
+        "query": query, "found": found, "filters": filters,
     })
 
 

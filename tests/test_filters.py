@@ -121,6 +121,20 @@ def test_filter_links_keep_the_other_filters_and_pages_keep_them_all(client, cat
     assert next_page.context["filters"] == Filters(stack="stack-django", difficulty="beginner")
 
 
+def test_the_kept_filter_bar_links_to_the_page_it_is_on(client, catalogue, settings):
+    # The bar's markup is kept per address, filters and search text (posts.filters.filter_bar):
+    # the same filters on another list or another search link to that one.
+    settings.FILTER_TOOLS = ["pytest", "vite"]
+    for path in ["/", "/tags/stack-django/", "/"]:
+        html = client.get(path, {"difficulty": "beginner"}).text
+        assert links_of(html, "vite") == [f"{path}?tool=tool-vite&difficulty=beginner"]
+    for text in ["queries", "index"]:
+        html = client.get(reverse("posts:search"), {"q": text, "difficulty": "beginner"}).text
+        assert links_of(html, "vite") == [
+            f"/search/?tool=tool-vite&difficulty=beginner&q={text}"]
+        assert links_of(html, "clear all filters") == [f"/search/?q={text}"]
+
+
 @pytest.mark.parametrize("query, message", [
     ({"difficulty": "expert"}, "is not a difficulty; expected one of beginner, intermediate"),
     ({"stack": "no/slash"}, "is not a tag's address name"),
