@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",  # the search vector's field type (posts.SearchDocument)
+    "alphanode.apps.AlphanodeConfig",  # the database's outages and pools (alphanode/database.py)
     "posts",
 ]
 
@@ -175,10 +176,17 @@ if DATABASE_URL:
     database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
     if database["ENGINE"] == "django.db.backends.postgresql":
         options = database.setdefault("OPTIONS", {})
+        from alphanode.pool import check_connection
+
         options["pool"] = {
+            # Each connection is tested before a request gets it, so one that a PostgreSQL
+            # restart closed is replaced rather than failing the request (alphanode/pool.py).
+            "check": check_connection,
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
-            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+            # How long a request waits for a connection before it is answered 503 (the
+            # database away): seconds a reader waits, so a few.
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 3),
         }
         if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
             # Planning a page's query took longer than running it (1.3 ms against 0.7 ms for
@@ -195,6 +203,9 @@ else:
     }
 DATABASES = {"default": database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The database away (alphanode/health.py): the 503's Retry-After, and how long /readyz waits.
+UNAVAILABLE_RETRY_AFTER = env_int("UNAVAILABLE_RETRY_AFTER", 30)
+READY_TIMEOUT = env_float("READY_TIMEOUT", 2)
 
 # Cache: Redis through django-redis with REDIS_URL, otherwise the per-process local-memory cache.
 # Every call is bounded by a short socket timeout, so a frozen Redis costs milliseconds, and
@@ -345,5 +356,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     # Django's own loggers already print to the console; without this each line shows twice.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        # The pool logs each failed reconnection while the database is away (two lines every
+        # second or so); alphanode.database logs the outage once, and its end.
+        "psycopg.pool": {"level": "ERROR"},
+    },
 }

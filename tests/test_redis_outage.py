@@ -138,3 +138,19 @@ def test_the_socket_timeout_bounds_a_frozen_redis(settings):
     assert settings.REDIS_SOCKET_TIMEOUT <= 0.5
     assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
 
+
+
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+def test_readyz_names_the_cache_while_redis_is_down(client, own_redis, how):
+    response = client.get(reverse("readyz"))
+    assert response.status_code == 200
+    assert response.text == "database: ok\ncache: ok\n"
+    fail(own_redis, how)
+
+    started = time.monotonic()
+    response = client.get(reverse("readyz"))
+
+    assert time.monotonic() - started < 2  # REDIS_SOCKET_TIMEOUT bounds each call
+    assert response.status_code == 503
+    assert response.text.startswith("database: ok\ncache: unavailable: ")
+    assert "no-store" in response.headers["Cache-Control"]
