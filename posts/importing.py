@@ -3,13 +3,18 @@
 Every record is validated at the boundary; a bad one becomes a Problem reported as
 `FILE:LINE: field: what was wrong, what was expected`, never a traceback. Good records are
 written in batches, one transaction each, so an interrupted import leaves only whole posts and
-running it again completes it.
+running it again completes it. Inputs may be gzipped; a record over MAX_RECORD_BYTES is refused
+before it is parsed, and every text field has a cap (posts.serialization.MAX_LENGTHS).
 """
 
 import gc
+import gzip
 import hashlib
+import io
 import json
+import os
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 
 from posts.pagetext import PageTextError, parse_page_text
 from posts.records import PostRecord
-from posts.serialization import RecordInvalid, record_from_dict
+from posts.serialization import MAX_LENGTHS, MAX_RECORD_BYTES, RecordInvalid, record_from_dict
 from posts.services import (
     DIGEST_SIZE,
     find_clashes,
@@ -33,6 +38,16 @@ from posts.services import (
 
 FORMATS = ("jsonl", "page-text")
 PAGE_TEXT_SUFFIXES = (".txt", ".text")
+JSONL_SUFFIXES = (".jsonl",)
+GZIP_SUFFIX = ".gz"
+GZIP_MAGIC = b"\x1f\x8b"
+# What a directory argument imports: these files, and each of them gzipped.
+IMPORTABLE_SUFFIXES = tuple(
+    suffix + gz for suffix in JSONL_SUFFIXES + PAGE_TEXT_SUFFIXES for gz in ("", GZIP_SUFFIX)
+)
+SKIP_CHUNK = 1 << 16  # bytes read at a time while skipping an over-size record
+# What a damaged gzip stream raises while it is read: a bad header or data, or its end missing.
+GZIP_ERRORS = (gzip.BadGzipFile, zlib.error, EOFError)
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,11 @@ class Parsed:
             return self.record.source_id
         payload = self.data.get("payload") if isinstance(self.data, dict) else None
         source_id = payload.get("source_id") if isinstance(payload, dict) else None
-        if isinstance(source_id, str) and 0 < len(source_id) <= 100 and "\x00" not in source_id:
+        if (
+            isinstance(source_id, str)
+            and 0 < len(source_id) <= MAX_LENGTHS["payload.source_id"]
+            and "\x00" not in source_id
+        ):
             return source_id
         return None
 
@@ -114,47 +133,125 @@ class ImportAborted(Exception):
 
 
 def guess_format(name: str) -> str:
-    """Return the format a file name suggests: page-text for .txt, otherwise jsonl."""
-    return "page-text" if name.lower().endswith(PAGE_TEXT_SUFFIXES) else "jsonl"
+    """Return the format a file name suggests: page-text for .txt (or .txt.gz), else jsonl."""
+    name = name.lower().removesuffix(GZIP_SUFFIX)
+    return "page-text" if name.endswith(PAGE_TEXT_SUFFIXES) else "jsonl"
+
+
+def importable_files(directory: str) -> list[str]:
+    """Return the paths of the files a directory argument imports, sorted by name."""
+    return sorted(
+        entry.path
+        for entry in os.scandir(directory)
+        if entry.name.lower().endswith(IMPORTABLE_SUFFIXES) and entry.is_file()
+    )
+
+
+def is_gzip(stream: BinaryIO, name: str) -> bool:
+    """Return whether a peekable stream is gzip data: its magic bytes, or a .gz name."""
+    return stream.peek(2)[:2] == GZIP_MAGIC or name.lower().endswith(GZIP_SUFFIX)
+
+
+def is_gzip_file(path: str) -> bool:
+    """Return whether the file at `path` is gzip data."""
+    with open(path, "rb") as stream:
+        return is_gzip(stream, path)
+
+
+def peekable(stream: BinaryIO) -> BinaryIO:
+    """Return `stream`, buffered if it cannot peek (e.g. io.BytesIO)."""
+    return stream if hasattr(stream, "peek") else io.BufferedReader(stream)
+
+
+def decompressed(stream: BinaryIO, name: str) -> BinaryIO:
+    """Return `stream`, read through gzip when it is compressed."""
+    stream = peekable(stream)
+    return gzip.GzipFile(fileobj=stream, mode="rb") if is_gzip(stream, name) else stream
+
+
+def damaged_gzip(location: str, error: Exception) -> Problem:
+    return Problem(
+        location, "file",
+        f"damaged gzip data ({error or type(error).__name__}), expected a whole gzip file; "
+        "what came before was read, the rest of the file was not",
+    )
+
+
+def too_big(location: str, field: str, size: int) -> Problem:
+    return Problem(
+        location, field,
+        f"{size:,} bytes, expected at most {MAX_RECORD_BYTES:,} (a record's size limit); "
+        "skipped unread",
+    )
+
+
+def bounded_lines(stream: BinaryIO) -> Iterator[tuple[bytes | None, int]]:
+    """Yield (line, size) per line; the line is None when it is over MAX_RECORD_BYTES.
+
+    Never holds more than MAX_RECORD_BYTES + 1 bytes of a line: the rest of a longer one is read
+    and dropped a chunk at a time. The size is in bytes, without the newline for a long line.
+    """
+    limit = MAX_RECORD_BYTES + 1  # room for the newline
+    while raw := stream.readline(limit):
+        if len(raw) < limit or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        while raw := stream.readline(SKIP_CHUNK):
+            if raw.endswith(b"\n"):
+                size += len(raw) - 1
+                break
+            size += len(raw)
+        yield None, size
 
 
 def read_jsonl(stream: BinaryIO, name: str) -> Iterator[Parsed]:
-    """Yield one Parsed per non-blank line of a JSON Lines stream."""
-    for number, raw in enumerate(stream, start=1):
-        location = f"{name}:{number}"
-        parsed = Parsed(location=location, size=len(raw), blank=not raw.strip())
-        if parsed.blank:
-            yield parsed
-            continue
-        try:
-            data = json.loads(raw)
-        except UnicodeDecodeError:
-            parsed.problems.append(
-                Problem(location, "line", "not valid UTF-8, expected UTF-8 encoded JSON")
+    """Yield one Parsed per line of a JSON Lines stream; damaged gzip data ends it with one."""
+    number = 0
+    try:
+        for number, (raw, size) in enumerate(bounded_lines(stream), start=1):
+            yield parse_line(raw, size, f"{name}:{number}")
+    except GZIP_ERRORS as error:
+        location = f"{name}:{number + 1}"
+        yield Parsed(location=location, size=0, problems=[damaged_gzip(location, error)])
+
+
+def parse_line(raw: bytes | None, size: int, location: str) -> Parsed:
+    """Return the Parsed of one JSON line (None: a line over the size limit, not read)."""
+    if raw is None:
+        return Parsed(location=location, size=size, problems=[too_big(location, "line", size)])
+    parsed = Parsed(location=location, size=size, blank=raw.isspace())  # no copy, unlike strip
+    if parsed.blank:
+        return parsed
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        parsed.problems.append(
+            Problem(location, "line", "not valid UTF-8, expected UTF-8 encoded JSON")
+        )
+    except json.JSONDecodeError as error:
+        parsed.problems.append(
+            Problem(
+                location,
+                "line",
+                f"invalid JSON ({error.msg} at column {error.colno}), "
+                "expected one JSON object per line",
             )
-        except json.JSONDecodeError as error:
+        )
+    except (ValueError, RecursionError) as error:  # a 5,000-digit number, deep nesting
+        parsed.problems.append(
+            Problem(location, "line", f"unreadable JSON ({error}), expected one post object")
+        )
+    else:
+        if b"\\ud" in raw.lower() and has_lone_surrogate(data):
             parsed.problems.append(
-                Problem(
-                    location,
-                    "line",
-                    f"invalid JSON ({error.msg} at column {error.colno}), "
-                    "expected one JSON object per line",
-                )
-            )
-        except (ValueError, RecursionError) as error:  # a 5,000-digit number, deep nesting
-            parsed.problems.append(
-                Problem(location, "line", f"unreadable JSON ({error}), expected one post object")
+                Problem(location, "line", "holds an unpaired \\ud800-\\udfff escape, "
+                        "expected valid Unicode text")
             )
         else:
-            if b"\\ud" in raw.lower() and has_lone_surrogate(data):
-                parsed.problems.append(
-                    Problem(location, "line", "holds an unpaired \\ud800-\\udfff escape, "
-                            "expected valid Unicode text")
-                )
-            else:
-                parsed.data = data
-                parsed.digest = line_digest(raw)
-        yield parsed
+            parsed.data = data
+            parsed.digest = line_digest(raw)
+    return parsed
 
 
 def has_lone_surrogate(data) -> bool:
@@ -168,8 +265,19 @@ def has_lone_surrogate(data) -> bool:
 
 def read_page_text(stream: BinaryIO, name: str) -> Iterator[Parsed]:
     """Yield the one post of a page-text stream (the visible text of one article page)."""
-    raw = stream.read()
-    parsed = Parsed(location=f"{name}:1", size=len(raw))
+    location = f"{name}:1"
+    try:
+        raw = stream.read(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
+            size = len(raw)
+            while chunk := stream.read(SKIP_CHUNK):
+                size += len(chunk)
+            yield Parsed(location=location, size=size, problems=[too_big(location, "file", size)])
+            return
+    except GZIP_ERRORS as error:
+        yield Parsed(location=location, size=0, problems=[damaged_gzip(location, error)])
+        return
+    parsed = Parsed(location=location, size=len(raw))
     try:
         data, lines = parse_page_text(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -314,7 +422,7 @@ class Importer:
         self.in_flight: deque[Future] = deque()
 
     def run(self, sources: Iterable[tuple[str, BinaryIO, str]]) -> ImportReport:
-        """Import every (name, binary stream, format) source; return the counts."""
+        """Import every (name, binary stream, format) source, gzipped or not; return the counts."""
         started = time.monotonic()
         executor = ThreadPoolExecutor(self.workers) if self.workers > 0 else None
         with fewer_garbage_collections():
@@ -330,7 +438,7 @@ class Importer:
     def import_file(self, name: str, stream: BinaryIO, file_format: str, executor) -> None:
         seen = SeenSourceIds()
         batch: list[Parsed] = []
-        for parsed in READERS[file_format](stream, name):
+        for parsed in READERS[file_format](decompressed(stream, name), name):
             self.bytes_read += parsed.size
             if parsed.blank:
                 continue

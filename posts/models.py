@@ -30,13 +30,20 @@ class PublicationStatus(models.TextChoices):
 
 
 class RevisionStatus(models.TextChoices):
+    """The revision statuses the code knows. An open set: imports keep any other word."""
+
     DRAFT = "draft", "draft"
     IN_REVIEW = "in_review", "in review"
     REVIEWED = "reviewed", "reviewed"
     OUTDATED = "outdated", "outdated"
 
 
+REVISION_STATUS_LABELS = dict(RevisionStatus.choices)
+
+
 class TagKind(models.TextChoices):
+    """The tag kinds (entity types) the code knows. An open set: imports keep any other word."""
+
     STACK = "stack", "stack"
     TOOL = "tool", "tool"
     AREA = "area", "area"
@@ -74,7 +81,9 @@ def validate_string_list(value):
 
 class Tag(models.Model):
     name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=20, choices=TagKind.choices)
+    # No choices: an open vocabulary (TagKind holds the kinds the code knows). At most 20
+    # characters, so "<kind>-<name>" fits the slug.
+    kind = models.CharField(max_length=20)
     slug = models.SlugField(max_length=130, db_index=False)
     # Published posts linked to the tag (scheduled ones included), kept by posts/derived.py on
     # every write path: tag pages and similar-post weights read it instead of counting.
@@ -485,22 +494,21 @@ class Revision(models.Model):
     post = models.OneToOneField(
         Post, on_delete=models.CASCADE, primary_key=True, related_name="revision"
     )
-    status = models.CharField(
-        max_length=12, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT
-    )
+    # No choices: an open vocabulary (RevisionStatus holds the statuses the code knows, and only
+    # "reviewed" makes a post indexable).
+    status = models.CharField(max_length=30, default=RevisionStatus.DRAFT)
     version = models.CharField(max_length=30, default="1.0.0")
     last_reviewed = models.DateField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=RevisionStatus.values), name="revision_status_valid"
-            ),
-        ]
         indexes = [models.Index(fields=["status"], name="revision_status_idx")]
 
     def __str__(self):
         return f"{self.status} {self.version}"
+
+    def get_status_display(self):
+        """Return the status as pages show it: a known status's label, any other as stored."""
+        return REVISION_STATUS_LABELS.get(self.status, self.status)
 
 
 class PostTag(models.Model):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from posts.serialization import FORMAT_VERSION
+from posts.serialization import FORMAT_VERSION, normalize_revision_status
 
 BULLET = "•"
 SENTENCE_END = (".", "!", "?", ":", ";")
@@ -465,10 +465,13 @@ def check_complete(
 
 
 def read_revision(entry: MetaEntry, where: dict[str, int]) -> dict[str, Any]:
-    """Return the revision object: "in review" becomes in_review, "never" a null date."""
+    """Return the revision object: "in review" becomes in_review, "never" a null date.
+
+    The page shows a known status's label, the format wants its value; any other status is an
+    old-site word, kept as written (normalized as every import normalizes it).
+    """
     revision: dict[str, Any] = keyed(entry, REVISION_KEYS, "revision", where)
-    # The page shows the status's label, the format wants its value.
-    revision["status"] = revision["status"].replace(" ", "_")
+    revision["status"] = normalize_revision_status(revision["status"])
     last_reviewed = revision["last_reviewed"]
     if last_reviewed.casefold() in NEVER:
         revision["last_reviewed"] = None

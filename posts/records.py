@@ -25,7 +25,7 @@ class FigureRecord:
 @dataclass(frozen=True, slots=True)
 class EntityRecord:
     name: str
-    type: str  # a TagKind value
+    type: str  # its tag's kind: a TagKind value, or any other word (an open vocabulary)
 
 
 @dataclass(slots=True)
@@ -57,7 +57,7 @@ class PostRecord:
     freshness_score: int
     depth_score: int
     clarity_score: int
-    revision_status: str
+    revision_status: str  # a RevisionStatus value, or any other word (an open vocabulary)
     revision_version: str
     last_reviewed: date | None
     reference: str

@@ -10,15 +10,61 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.utils.text import slugify
+
 from posts.records import EntityRecord, FigureRecord, PostRecord, SectionRecord
 
 FORMAT_VERSION = 1
 
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
 PUBLICATION_STATUSES = ("draft", "published")
+PLACEMENTS = ("intro", "section", "checklist")
+# Open vocabularies: the old site's revision statuses and entity types are sets learned from
+# its content, so any other word is imported too (normalize_revision_status,
+# normalize_entity_type). These are the values the code knows; only "reviewed" lets search
+# engines index a post.
 REVISION_STATUSES = ("draft", "in_review", "reviewed", "outdated")
 TAG_KINDS = ("stack", "tool", "area", "problem", "language", "scenario", "other")
-PLACEMENTS = ("intro", "section", "checklist")
+
+# Import limits. The most bytes one record may take before it is parsed (a JSON line without
+# its newline, or a page-text file), and the most characters of each text field (by field path,
+# list indexes left out). Where a column has a max_length the cap is that; the long texts' caps
+# are far above real posts (the generator's longest paragraph is ~340 characters, its longest
+# record ~9 kB) and keep one record from bloating an import's memory, its article page or every
+# list page that shows its summary.
+MAX_RECORD_BYTES = 1_048_576
+MAX_LENGTHS = {
+    "title": 300,
+    "slug": 255,
+    "intro": 20_000,
+    "sections.heading": 300,
+    "sections.paragraphs": 20_000,
+    "checklist": 1_000,
+    "final_notes": 20_000,
+    "topic": 200,
+    "summary": 2_000,
+    "ai_outline.context": 300,
+    "ai_outline.problem": 300,
+    "ai_outline.stack": 300,
+    "ai_outline.recommended_action": 300,
+    "ai_brief": 5_000,
+    "stack": 100,
+    "tools": 100,
+    "code_language": 50,
+    "revision.version": 30,
+    "reference": 64,
+    "hash": 64,
+    "entities.name": 100,
+    "image_sources.source": 200,
+    "image_sources.url": 1_000,
+    "image_sources.caption": 500,
+    "payload.source_id": 100,
+    "payload.generator": 100,
+    "payload.scenario": 200,
+    "notes": 2_000,
+}
+# Vocabulary words longer than their column are cut to it rather than refused.
+WORD_MAX_LENGTHS = {"revision.status": 30, "entities.type": 20}
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 WHITESPACE = re.compile(r"\s")
 SMALLINT_MAX = 32_767
@@ -168,7 +214,7 @@ class Reader:
         if required and not value.strip():
             self.fail(path, key, "empty, expected a non-empty string")
         if max_length is not None and len(value) > max_length:
-            self.fail(path, key, f"{len(value)} characters, expected at most {max_length}")
+            self.fail(path, key, too_long(value, max_length))
         if check is not None and value and not check(value):
             self.fail(path, key, f"{value!r} is not valid, expected {expect}")
         return value
@@ -181,6 +227,30 @@ class Reader:
             self.fail(path, key, f"{value!r} is not allowed, expected one of {', '.join(choices)}")
             return choices[0]
         return value
+
+    def word(self, obj, key, known, normalize, path=""):
+        """Return a word of an open vocabulary: any text `normalize` leaves something of."""
+        value = obj.get(key, MISSING)
+        if type(value) is str and value in known:
+            return value
+        if value is MISSING:
+            self.fail(path, key, "missing, expected a value")
+            return known[0]
+        if not isinstance(value, str):
+            self.fail(path, key, f"got {type_name(value)}, expected a string")
+            return known[0]
+        if "\x00" in value:
+            self.fail(path, key, "contains a NUL character (\\u0000), expected plain text")
+            return known[0]
+        normalized = normalize(value)
+        if not normalized:
+            what = f"{value!r} has no letter or digit (a-z, 0-9)" if value.strip() else "empty"
+            self.fail(
+                path, key,
+                f"{what}, expected a word such as {', '.join(known)} (any other word is kept)",
+            )
+            return known[0]
+        return normalized
 
     def integer(self, obj, key, path="", low=0, high=INT_MAX, nullable=False):
         value = obj.get(key, MISSING)
@@ -230,8 +300,7 @@ class Reader:
                 message = "contains a NUL character (\\u0000), expected plain text"
                 self.fail(path, f"{key}[{index}]", message)
             elif len(item) > limit:
-                message = f"{len(item)} characters, expected at most {max_length}"
-                self.fail(path, f"{key}[{index}]", message)
+                self.fail(path, f"{key}[{index}]", too_long(item, limit))
         return ()
 
     def objects(self, obj, key, path=""):
@@ -288,6 +357,32 @@ def is_http_url(value: str) -> bool:
     )
 
 
+def normalize_revision_status(value: str) -> str:
+    """Return a revision status as it is stored: lowercased, trimmed, each run of whitespace one
+    space, cut to its column ("" if nothing is left); a known status written as its label, as
+    pages show it ("In Review"), is that status (in_review)."""
+    normalized = " ".join(value.lower().split())
+    underscored = normalized.replace(" ", "_")
+    if underscored in REVISION_STATUSES:
+        return underscored
+    return normalized[: WORD_MAX_LENGTHS["revision.status"]].rstrip()
+
+
+def normalize_entity_type(value: str) -> str:
+    """Return an entity type as its tag's kind is stored: lowercased, trimmed, each run of
+    whitespace or hyphens one hyphen, other characters than a-z, 0-9 and _ dropped (accents
+    folded first), cut to its column; "" if nothing is left.
+
+    A kind starts its tag's URL slug ("<kind>-<name>", services.tag_slug), so it must be made
+    of the characters a slug may hold.
+    """
+    return slugify(value)[: WORD_MAX_LENGTHS["entities.type"]].rstrip("-_")
+
+
+def too_long(value: str, max_length: int) -> str:
+    return f"{len(value):,} characters, expected at most {max_length:,}"
+
+
 def join(path: str, key: str) -> str:
     """Return the dotted field path of `key` inside `path`."""
     if not key:
@@ -313,6 +408,7 @@ TOP_KEYS = (
 def record_from_dict(data: Any) -> PostRecord:
     """Return the PostRecord in `data` (one decoded JSON line); raise RecordInvalid if it breaks
     the format, naming every bad field."""
+    cap = MAX_LENGTHS
     r = Reader()
     top = r.object(data, "", TOP_KEYS)
     if not top:
@@ -326,8 +422,12 @@ def record_from_dict(data: Any) -> PostRecord:
         section = r.object(item, path, ("heading", "paragraphs"))
         sections.append(
             SectionRecord(
-                heading=r.text(section, "heading", path, max_length=300, required=True),
-                paragraphs=r.strings(section, "paragraphs", path),
+                heading=r.text(
+                    section, "heading", path, max_length=cap["sections.heading"], required=True
+                ),
+                paragraphs=r.strings(
+                    section, "paragraphs", path, max_length=cap["sections.paragraphs"]
+                ),
             )
         )
     figures = []
@@ -346,12 +446,17 @@ def record_from_dict(data: Any) -> PostRecord:
             r.fail(path, "section", f"got {section!r}, expected null unless placement is section")
         figures.append(
             FigureRecord(
-                source=r.text(figure, "source", path, max_length=200, required=True),
-                url=r.text(
-                    figure, "url", path, max_length=1000, required=True, check=is_http_url,
-                    expect="an http:// or https:// URL",
+                source=r.text(
+                    figure, "source", path, max_length=cap["image_sources.source"], required=True
                 ),
-                caption=r.text(figure, "caption", path, max_length=500, required=True),
+                url=r.text(
+                    figure, "url", path, max_length=cap["image_sources.url"], required=True,
+                    check=is_http_url, expect="an http:// or https:// URL",
+                ),
+                caption=r.text(
+                    figure, "caption", path, max_length=cap["image_sources.caption"],
+                    required=True,
+                ),
                 placement=placement,
                 section_position=section,
             )
@@ -361,8 +466,8 @@ def record_from_dict(data: Any) -> PostRecord:
         entity = r.object(item, path, ("name", "type"))
         entities.append(
             EntityRecord(
-                name=r.text(entity, "name", path, max_length=100, required=True),
-                type=r.choice(entity, "type", TAG_KINDS, path),
+                name=r.text(entity, "name", path, max_length=cap["entities.name"], required=True),
+                type=r.word(entity, "type", TAG_KINDS, normalize_entity_type, path),
             )
         )
     outline = r.object(
@@ -385,29 +490,38 @@ def record_from_dict(data: Any) -> PostRecord:
     )
     status = r.choice(top, "status", PUBLICATION_STATUSES)
     record = PostRecord(
-        source_id=r.text(payload, "source_id", "payload", max_length=100, required=True),
-        title=r.text(top, "title", max_length=300, required=True),
+        source_id=r.text(
+            payload, "source_id", "payload", max_length=cap["payload.source_id"], required=True
+        ),
+        title=r.text(top, "title", max_length=cap["title"], required=True),
         slug=r.text(
-            top, "slug", max_length=255, required=True, check=SLUG.fullmatch,
+            top, "slug", max_length=cap["slug"], required=True, check=SLUG.fullmatch,
             expect="letters, digits, hyphens and underscores",
         ),
         status=status,
         published_at=r.timestamp(top, "published_at", required=status == "published"),
-        intro=r.text(top, "intro"),
+        intro=r.text(top, "intro", max_length=cap["intro"]),
         sections=tuple(sections),
-        checklist=r.strings(top, "checklist"),
-        final_notes=r.text(top, "final_notes"),
+        checklist=r.strings(top, "checklist", max_length=cap["checklist"]),
+        final_notes=r.text(top, "final_notes", max_length=cap["final_notes"]),
         figures=tuple(figures),
-        topic=r.text(top, "topic", max_length=200),
-        summary=r.text(top, "summary"),
-        outline_context=r.text(outline, "context", "ai_outline", max_length=300),
-        outline_problem=r.text(outline, "problem", "ai_outline", max_length=300),
-        outline_stack=r.text(outline, "stack", "ai_outline", max_length=300),
-        outline_action=r.text(outline, "recommended_action", "ai_outline", max_length=300),
-        ai_brief=r.text(top, "ai_brief"),
-        stack=r.strings(top, "stack", max_length=100),
-        tools=r.strings(top, "tools", max_length=100),
-        code_language=r.text(top, "code_language", max_length=50),
+        topic=r.text(top, "topic", max_length=cap["topic"]),
+        summary=r.text(top, "summary", max_length=cap["summary"]),
+        outline_context=r.text(
+            outline, "context", "ai_outline", max_length=cap["ai_outline.context"]
+        ),
+        outline_problem=r.text(
+            outline, "problem", "ai_outline", max_length=cap["ai_outline.problem"]
+        ),
+        outline_stack=r.text(outline, "stack", "ai_outline", max_length=cap["ai_outline.stack"]),
+        outline_action=r.text(
+            outline, "recommended_action", "ai_outline",
+            max_length=cap["ai_outline.recommended_action"],
+        ),
+        ai_brief=r.text(top, "ai_brief", max_length=cap["ai_brief"]),
+        stack=r.strings(top, "stack", max_length=cap["stack"]),
+        tools=r.strings(top, "tools", max_length=cap["tools"]),
+        code_language=r.text(top, "code_language", max_length=cap["code_language"]),
         difficulty=r.choice(top, "difficulty", DIFFICULTIES),
         reading_time=r.integer(top, "reading_time", high=SMALLINT_MAX),
         view_count=r.integer(top, "view_count"),
@@ -415,20 +529,24 @@ def record_from_dict(data: Any) -> PostRecord:
         freshness_score=r.integer(score, "freshness", "score", high=100),
         depth_score=r.integer(score, "depth", "score", high=100),
         clarity_score=r.integer(score, "clarity", "score", high=100),
-        revision_status=r.choice(revision, "status", REVISION_STATUSES, "revision"),
-        revision_version=r.text(revision, "version", "revision", max_length=30, required=True),
+        revision_status=r.word(
+            revision, "status", REVISION_STATUSES, normalize_revision_status, "revision"
+        ),
+        revision_version=r.text(
+            revision, "version", "revision", max_length=cap["revision.version"], required=True
+        ),
         last_reviewed=r.day(revision, "last_reviewed", "revision"),
-        reference=r.text(top, "reference", max_length=64, required=True),
-        content_hash=r.text(top, "hash", max_length=64),
+        reference=r.text(top, "reference", max_length=cap["reference"], required=True),
+        content_hash=r.text(top, "hash", max_length=cap["hash"]),
         ai_generated_style=r.boolean(flags, "ai_generated_style", "flags"),
         has_images=r.boolean(flags, "has_images", "flags"),
         image_heavy=r.boolean(flags, "image_heavy", "flags"),
         needs_human_review=r.boolean(flags, "needs_human_review", "flags"),
         entities=tuple(entities),
-        notes=r.strings(top, "notes"),
-        generator=r.text(payload, "generator", "payload", max_length=100),
+        notes=r.strings(top, "notes", max_length=cap["notes"]),
+        generator=r.text(payload, "generator", "payload", max_length=cap["payload.generator"]),
         paragraph_count=r.integer(payload, "paragraphs", "payload", high=SMALLINT_MAX),
-        scenario=r.text(payload, "scenario", "payload", max_length=200),
+        scenario=r.text(payload, "scenario", "payload", max_length=cap["payload.scenario"]),
         seed=r.integer(payload, "seed", "payload", low=-(2**63), high=2**63 - 1, nullable=True),
     )
     if r.errors:

@@ -1,4 +1,5 @@
 import dataclasses
+import gzip
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import jsonschema
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 
 from posts.exporting import export_records
 from posts.generation import generate_records
@@ -209,6 +211,17 @@ BAD_RECORDS = [
      "title: 301 characters, expected at most 300"),
     ("wrong format version", lambda: good_line(format_version=2),
      "format_version: got 2, expected 1"),
+    ("over-long summary", lambda: good_line(summary="s" * 2001),
+     "summary: 2,001 characters, expected at most 2,000"),
+    ("over-long paragraph", lambda: good_line(sections=[
+        {"heading": "h", "paragraphs": ["ok.", "p" * 20_001]}]),
+     "sections[0].paragraphs[1]: 20,001 characters, expected at most 20,000"),
+    ("blank revision status", lambda: good_line(revision__status="  "),
+     "revision.status: empty, expected a word such as draft, in_review, reviewed, outdated"),
+    ("entity type of no letters", lambda: good_line(entities=[{"name": "x", "type": "?!"}]),
+     "entities[0].type: '?!' has no letter or digit (a-z, 0-9), expected a word such as stack"),
+    ("revision status not a string", lambda: good_line(revision__status=3),
+     "revision.status: got a number, expected a string"),
 ]
 
 
@@ -245,6 +258,7 @@ SCHEMA_CHECKABLE = [
         "malformed date", "malformed review date", "figure after a missing section",
         "invalid json", "NUL character", "NUL character in a list", "huge number",
         "deep nesting", "year 1 east of UTC", "lone surrogate", "slug with a newline",
+        "entity type of no letters",
     }
 ]
 
@@ -516,3 +530,219 @@ def test_strict_writes_nothing_after_the_first_bad_record_even_with_writer_threa
 
     assert "Before it: created 150," in error
     assert Post.objects.count() == 150
+
+
+# Compressed inputs and directories ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["posts.jsonl.gz", "posts.data"], ids=["suffix", "magic-bytes"])
+def test_a_gzipped_file_is_read_as_the_file_it_holds(tmp_path, name):
+    text = jsonl(generated(5))
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()))
+
+    stdout, stderr, error = run_import(path)
+
+    assert error is None, stderr
+    assert "created 5, updated 0, unchanged 0, rejected 0" in stdout
+    assert export_text() == text
+
+
+def test_gzipped_standard_input_is_read(monkeypatch):
+    data = gzip.compress(jsonl(generated(3)).encode())
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    stdout, _, error = run_import("-")
+
+    assert error is None
+    assert "created 3, updated 0, unchanged 0, rejected 0" in stdout
+
+
+def test_a_gzipped_page_text_file_is_read_as_page_text(tmp_path):
+    page = (ROOT / "tests/fixtures/page-example.txt").read_bytes()
+    path = tmp_path / "old-page.txt.gz"
+    path.write_bytes(gzip.compress(page))
+
+    stdout, stderr, error = run_import(path)
+
+    assert error is None, stderr
+    assert "created 1, updated 0, unchanged 0, rejected 0" in stdout
+    assert Post.objects.filter(source_id="legacy-004210").exists()
+
+
+def truncated(data):
+    return data[: len(data) // 2]
+
+
+def flipped(data):
+    """Return `data` with 64 bytes in its middle inverted."""
+    middle = len(data) // 2
+    damaged = bytes(byte ^ 0xFF for byte in data[middle : middle + 64])
+    return data[:middle] + damaged + data[middle + 64 :]
+
+
+def test_a_truncated_gzip_file_is_reported_after_the_records_before_it(tmp_path):
+    path = tmp_path / "posts.jsonl.gz"
+    path.write_bytes(truncated(gzip.compress(jsonl(generated(40)).encode())))
+
+    _, stderr, error = run_import(path)
+
+    assert "Traceback" not in stderr
+    assert "1 record(s) rejected" in error
+    read = Post.objects.count()
+    assert 0 < read < 40
+    assert stderr.strip().endswith(
+        f"{path}:{read + 1}: file: damaged gzip data (Compressed file ended before the "
+        "end-of-stream marker was reached), expected a whole gzip file; what came before was "
+        "read, the rest of the file was not"
+    )
+
+
+def test_corrupt_gzip_data_is_reported_without_a_traceback(tmp_path):
+    path = tmp_path / "posts.jsonl.gz"
+    path.write_bytes(flipped(gzip.compress(jsonl(generated(40)).encode())))
+
+    _, stderr, error = run_import(path)
+
+    # Corrupt data may decompress to some garbage lines before the damage is noticed.
+    assert f"{path}:" in stderr and ": file: damaged gzip data (" in stderr
+    assert "Traceback" not in stderr
+    assert "record(s) rejected" in error
+
+
+def test_a_gz_file_that_is_not_gzip_says_so(tmp_path):
+    path = write(tmp_path, jsonl(generated(2)), "posts.jsonl.gz")
+
+    _, stderr, error = run_import(path)
+
+    assert f"{path}:1: file: damaged gzip data (Not a gzipped file" in stderr
+    assert "not valid UTF-8" not in stderr
+    assert "1 record(s) rejected" in error
+
+
+def test_a_directory_imports_its_files_in_name_order(tmp_path):
+    directory = tmp_path / "in"
+    (directory / "older").mkdir(parents=True)
+    records = generated(6)
+    first = dataclasses.replace(records[0], title="as file a says")
+    last = dataclasses.replace(records[0], title="as file b says")
+    (directory / "a.jsonl.gz").write_bytes(gzip.compress(jsonl([first, *records[1:3]]).encode()))
+    write(directory, jsonl([last, *records[3:]]), "b.jsonl")
+    write(directory, (ROOT / "tests/fixtures/page-example.txt").read_text(), "c.txt")
+    write(directory, "not a post", "README.md")
+    write(directory / "older", "not read either", "d.jsonl")
+
+    stdout, stderr, error = run_import(directory)
+
+    assert error is None, stderr
+    assert "created 7, updated 1, unchanged 0, rejected 0" in stdout
+    assert Post.objects.get(source_id=records[0].source_id).title == "as file b says"
+    assert Post.objects.filter(source_id="legacy-004210").exists()
+
+
+def test_a_directory_with_nothing_to_import_says_so(tmp_path):
+    write(tmp_path, "notes", "README.md")
+
+    _, _, error = run_import(tmp_path)
+
+    assert error == (
+        f"{tmp_path} is a directory with no files to import in it (expected *.jsonl, "
+        "*.jsonl.gz, *.txt, *.txt.gz, *.text, *.text.gz). Nothing was imported."
+    )
+
+
+# Open vocabularies ------------------------------------------------------------------------
+
+
+def published_line(number=0, **changes):
+    return good_line(number, status="published", published_at="2026-01-01T00:00:00Z",
+                     flags__needs_human_review=False, **changes)
+
+
+def test_unknown_revision_statuses_and_entity_types_are_imported_and_shown(
+    client, admin_user, tmp_path
+):
+    line = published_line(
+        1, revision__status="  Awaiting   Legal Review ",
+        entities=[{"name": "pgvector", "type": " Vector  Store"}, {"name": "orm", "type": "stack"}],
+    )
+
+    _, stderr, error = run_import(write(tmp_path, line + "\n"))
+
+    assert error is None, stderr
+    post = Post.objects.select_related("revision").get()
+    assert post.revision.status == "awaiting legal review"
+    entities = {(tag.name, tag.kind) for tag in Tag.objects.filter(post_links__role="entity")}
+    assert entities == {("pgvector", "vector-store"), ("orm", "stack")}
+    response = client.get(post.get_absolute_url())
+    lines = page_text(response.content.decode()).splitlines()
+    assert "  • status: awaiting legal review" in lines
+    assert "    • type: vector-store" in lines
+    assert response.headers["X-Robots-Tag"] == "noindex"  # only "reviewed" is indexable
+    tag = Tag.objects.get(kind="vector-store")
+    assert client.get(tag.get_absolute_url()).status_code == 200
+    assert client.get(reverse("posts:tags")).status_code == 200
+    assert tag.get_absolute_url() in client.get(reverse("sitemap_tags")).content.decode()
+    client.force_login(admin_user)
+    assert "awaiting legal review" in client.get(reverse("admin:posts_post_changelist")).text
+    assert client.get(reverse("admin:posts_tag_change", args=[tag.pk])).status_code == 200
+
+    exported = export_text()
+    delete_everything()
+    run_import(write(tmp_path, exported, "exported.jsonl"))
+    assert export_text() == exported
+
+
+@pytest.mark.parametrize(
+    ("written", "stored", "indexable"),
+    [
+        ("reviewed", "reviewed", True),
+        (" Reviewed ", "reviewed", True),
+        ("In  Review", "in_review", False),
+        ("outdated", "outdated", False),
+        ("approved", "approved", False),
+        ("x" * 40, "x" * 30, False),
+    ],
+)
+def test_known_revision_statuses_keep_their_meaning(tmp_path, written, stored, indexable):
+    run_import(write(tmp_path, published_line(2, revision__status=written) + "\n"))
+
+    post = Post.objects.select_related("revision").get()
+
+    assert post.revision.status == stored
+    assert Post.objects.indexable().filter(pk=post.pk).exists() is indexable
+    assert (post.noindex_reasons() == []) is indexable
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [("Tool", "tool"), ("Time  Window", "time-window"), ("Données", "donnees"),
+     ("c++ library", "c-library"), ("y" * 30, "y" * 20)],
+)
+def test_entity_types_are_stored_as_tag_kinds(tmp_path, written, stored):
+    line = published_line(3, entities=[{"name": "thing", "type": written}])
+
+    run_import(write(tmp_path, line + "\n"))
+
+    assert Tag.objects.get(name="thing").kind == stored
+
+
+def test_an_old_site_page_with_an_unknown_revision_status_is_imported(client, tmp_path):
+    page = (ROOT / "tests/fixtures/page-example.txt").read_text()
+    assert "• status: in review" in page and "• type: scenario" in page
+    page = page.replace("• status: in review", "• status: Superseded")
+    page = page.replace("• type: scenario", "• type: Time Window")
+    path = write(tmp_path, page, "old-page.txt")
+
+    stdout, stderr, error = run_import(path)
+
+    assert error is None, stderr
+    assert "created 1, updated 0, unchanged 0, rejected 0" in stdout
+    post = Post.objects.select_related("revision").get(source_id="legacy-004210")
+    assert post.revision.status == "superseded"
+    assert Tag.objects.filter(kind="time-window", name="during a traffic spike").exists()
+    # Its page, read back as page-text, imports to the same post.
+    lines = article_text(client, "legacy-004210")
+    assert "  • status: superseded" in lines
+    write(tmp_path, "\n".join(lines) + "\n", "old-page.txt")
+    assert run_import(path)[0].startswith("created 0, updated 0, unchanged 1")

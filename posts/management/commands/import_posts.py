@@ -1,14 +1,25 @@
-"""Import posts from JSON Lines or page-text files, idempotently and in bulk."""
+"""Import posts from JSON Lines or page-text files (gzipped or not, or a directory of them),
+idempotently and in bulk."""
 
 import os
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import closing
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from posts.importing import FORMATS, ImportAborted, Importer, guess_format
+from posts.importing import (
+    FORMATS,
+    IMPORTABLE_SUFFIXES,
+    ImportAborted,
+    Importer,
+    guess_format,
+    importable_files,
+    is_gzip_file,
+)
 from posts.progress import Progress
 
 STDIN = "-"
@@ -17,14 +28,18 @@ STDIN = "-"
 class Command(BaseCommand):
     help = (
         "Import posts from JSON Lines files (one post per line, see docs/post-format.md) or "
-        "page-text files (the visible text of one old article page). Posts are keyed by their "
+        "page-text files (the visible text of one old article page), gzipped or not; a "
+        "directory imports its .jsonl and .txt files (and .gz of those). Posts are keyed by their "
         "payload source id: re-importing a file changes nothing, a changed record updates its "
         "post. Bad records are listed as FILE:LINE: field: problem and skipped; the command "
         "then exits with status 1."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("files", nargs="+", metavar="FILE", help="Files to import; - is stdin.")
+        parser.add_argument(
+            "files", nargs="+", metavar="FILE",
+            help="Files or directories to import; - is stdin.",
+        )
         parser.add_argument(
             "--format",
             dest="file_format",
@@ -69,6 +84,7 @@ class Command(BaseCommand):
             workers = 0
         if files.count(STDIN) > 1:
             raise CommandError("Standard input (-) can be read only once.")
+        files = expand_directories(files)
         missing = [name for name in files if name != STDIN and not os.path.isfile(name)]
         if missing:
             raise CommandError(f"No such file: {', '.join(missing)}. Nothing was imported.")
@@ -78,8 +94,7 @@ class Command(BaseCommand):
                 f"Cannot read: {', '.join(unreadable)} (permission denied). Nothing was imported."
             )
 
-        total_bytes = sum(os.path.getsize(name) for name in files if name != STDIN)
-        progress = Progress(sys.stderr, total_bytes if STDIN not in files else None)
+        progress = Progress(sys.stderr, input_size(files))
         importer = Importer(
             batch_size=batch_size,
             dry_run=dry_run,
@@ -88,17 +103,9 @@ class Command(BaseCommand):
             on_problem=lambda problem: self.stderr.write(str(problem)),
             on_progress=progress.update if options["verbosity"] >= 1 else None,
         )
-        with ExitStack() as stack:
-            sources = [
-                (
-                    "<stdin>" if name == STDIN else name,
-                    sys.stdin.buffer if name == STDIN else stack.enter_context(open(name, "rb")),
-                    file_format or ("jsonl" if name == STDIN else guess_format(name)),
-                )
-                for name in files
-            ]
+        with closing(sources(files, file_format)) as opened:
             try:
-                report = importer.run(sources)
+                report = importer.run(opened)
             except ImportAborted as error:
                 progress.finish()
                 for problem in error.problems:
@@ -116,3 +123,45 @@ class Command(BaseCommand):
                 f"{'checked' if dry_run else 'imported'}. Fix them and run again: "
                 "unchanged posts are skipped."
             )
+
+
+def expand_directories(files: list[str]) -> list[str]:
+    """Return `files` with each directory replaced by the files in it to import, sorted."""
+    expanded = []
+    for name in files:
+        if name == STDIN or not os.path.isdir(name):
+            expanded.append(name)
+            continue
+        try:
+            found = importable_files(name)
+        except OSError as error:
+            raise CommandError(
+                f"Cannot list directory {name} ({error.strerror}). Nothing was imported."
+            ) from error
+        if not found:
+            raise CommandError(
+                f"{name} is a directory with no files to import in it (expected "
+                f"{', '.join(f'*{suffix}' for suffix in IMPORTABLE_SUFFIXES)}). "
+                "Nothing was imported."
+            )
+        expanded += found
+    return expanded
+
+
+def sources(files: list[str], file_format: str | None) -> Iterator[tuple[str, BinaryIO, str]]:
+    """Yield (name, binary stream, format) per file, each open only while it is imported (a
+    directory may hold more files than a process may open at once)."""
+    for name in files:
+        if name == STDIN:
+            yield "<stdin>", sys.stdin.buffer, file_format or "jsonl"
+            continue
+        with open(name, "rb") as stream:
+            yield name, stream, file_format or guess_format(name)
+
+
+def input_size(files: list[str]) -> int | None:
+    """Return the bytes of input to read, or None when that is unknown: standard input, and
+    gzipped files, whose size says little of how much they hold."""
+    if STDIN in files or any(is_gzip_file(name) for name in files):
+        return None
+    return sum(os.path.getsize(name) for name in files)
