@@ -2,9 +2,10 @@ from django.apps import AppConfig
 
 
 class AlphanodeConfig(AppConfig):
-    """The project's own app: what every process does with the database and the logs."""
+    """The project's own app: what every process does with the database and logins."""
 
     name = "alphanode"
 
     def ready(self):
-        from alphanode import database  # noqa: F401 (its signal receiver and exit hook)
+        # Their signal receivers (and the database's exit hook).
+        from alphanode import database, security  # noqa: F401

@@ -11,6 +11,7 @@ RequestCostMiddleware counts the SQL statements of a request with a connection
   test fails when any page exceeds its budget.
 """
 
+import contextvars
 import logging
 import re
 import time
@@ -19,13 +20,17 @@ from contextlib import ExitStack
 
 from django.conf import settings
 from django.db import connections
+from django.utils.functional import SimpleLazyObject, empty
 
 request_log = logging.getLogger("alphanode.requests")
 budget_log = logging.getLogger("alphanode.budget")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# A request id passed in by the CDN or load balancer is kept when it is this plain.
+# A request id passed in by the CDN or load balancer is kept when it is this plain (and the
+# proxies in front are trusted: TRUSTED_PROXY_COUNT).
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# The id of the request being served, for every log line written meanwhile (RequestIdFilter).
+current_request_id = contextvars.ContextVar("current_request_id", default="")
 
 
 class QueryBudgetExceeded(AssertionError):
@@ -59,9 +64,37 @@ class QueryCounter:
 
 
 def request_id(request) -> str:
-    """Return the request's id: the one the proxy sent when it is plain, else a new one."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
+    """Return the request's id: the one a trusted proxy sent when it is plain, else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "") if settings.TRUSTED_PROXY_COUNT else ""
     return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def known_user_id(request):
+    """The id of the request's user if serving it loaded the user; None otherwise. Never
+    loads it itself (that would read the session after the response was made)."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    return getattr(user, "pk", None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Give every log record the id of the request being served ("" outside requests)."""
+
+    def filter(self, record):
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id.get()
+        return True
+
+
+class WithoutTraceback(logging.Filter):
+    """Drop the traceback of django.security's records: a bad Host header or a refused admin
+    lookup is the client's mistake, logged as one line, not a bug with a stack to read."""
+
+    def filter(self, record):
+        if record.name.startswith("django.security"):
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class RequestCostMiddleware:
@@ -76,10 +109,14 @@ class RequestCostMiddleware:
         request.cache_status = "bypass"  # set by the page cache on the pages it serves
         request.query_budget = None
         counter = QueryCounter()
-        with ExitStack() as stack:
-            for connection in connections.all():
-                stack.enter_context(connection.execute_wrapper(counter))
-            response = self.get_response(request)
+        token = current_request_id.set(request.id)
+        try:
+            with ExitStack() as stack:
+                for connection in connections.all():
+                    stack.enter_context(connection.execute_wrapper(counter))
+                response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
         app_ms = (time.perf_counter() - started) * 1000
         db_ms = counter.seconds * 1000
         response.headers[REQUEST_ID_HEADER] = request.id
@@ -97,6 +134,7 @@ class RequestCostMiddleware:
             "queries": counter.count,
             "cache": request.cache_status,
             "request_id": request.id,
+            "user_id": known_user_id(request),
         }
         request_log.info(
             "%s %s %s %.1fms %d queries cache=%s",

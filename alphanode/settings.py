@@ -4,6 +4,7 @@ Production differs from development only by its environment variables; every var
 listed in README.md and .env.example.
 """
 
+import datetime
 import os
 import sys
 from pathlib import Path
@@ -103,6 +104,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",  # the search vector's field type (posts.SearchDocument)
+    "axes",  # failed-login throttling (alphanode/security.py)
     "alphanode.apps.AlphanodeConfig",  # the database's outages and pools (alphanode/database.py)
     "posts",
 ]
@@ -121,6 +123,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: answers a throttled login with templates/locked_out.html.
+    "axes.middleware.AxesMiddleware",
 ]
 
 DEBUG_TOOLBAR = DEBUG and not TESTING and env_bool("DEBUG_TOOLBAR", default=True)
@@ -270,6 +274,32 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
 LOGIN_URL = "admin:login"
+# Where a login goes when its ?next= is refused (another site's address): the admin, not
+# Django's /accounts/profile/, which does not exist here.
+LOGIN_REDIRECT_URL = "admin:index"
+# A form posted with a missing or stale CSRF token: the site's 403 page (Django's own has an
+# inline style, which the Content Security Policy blocks).
+CSRF_FAILURE_VIEW = "alphanode.security.csrf_failure"
+
+# Proxies in front of the app that append the client's address to X-Forwarded-For (Varnish:
+# 1; a CDN and Varnish: 2). Only then is that header, and the proxy's X-Request-ID, trusted.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Failed logins (django-axes, alphanode/security.py, docs/operations.md): an account is locked
+# at one address after LOGIN_FAILURE_LIMIT failures there, for LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets that account's failures there
+AXES_CLIENT_IP_CALLABLE = "alphanode.security.client_ip"
+AXES_LOCKOUT_TEMPLATE = "locked_out.html"
+AXES_VERBOSE = False  # alphanode.auth logs each failure, lockout and login in one line
 
 POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 20)
 SIMILAR_POSTS_COUNT = 6
@@ -353,7 +383,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": LOG_FORMATTERS[LOG_FORMAT]},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "filters": {
+        "request_id": {"()": "alphanode.observability.RequestIdFilter"},
+        "without_traceback": {"()": "alphanode.observability.WithoutTraceback"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["request_id", "without_traceback"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     # Django's own loggers already print to the console; without this each line shows twice.
     "loggers": {
@@ -361,5 +401,7 @@ LOGGING = {
         # The pool logs each failed reconnection while the database is away (two lines every
         # second or so); alphanode.database logs the outage once, and its end.
         "psycopg.pool": {"level": "ERROR"},
+        # django-axes' notes on its own work; alphanode.auth logs each failure and lockout.
+        "axes": {"level": "WARNING"},
     },
 }

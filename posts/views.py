@@ -240,6 +240,12 @@ def tag_index(request):
     return render(request, "posts/tag_index.html", {"kinds": kinds})
 
 
+def sees_drafts(user) -> bool:
+    """Whether `user` gets drafts and scheduled posts on the site: staff who may view posts in
+    the admin (editors, reviewers), not any staff account."""
+    return user.is_staff and user.has_perm("posts.view_post")
+
+
 def load_article(slug, *, readers_only):
     """Return (post, similar posts) for the article page of `slug`, or raise Http404.
 
@@ -283,7 +289,7 @@ def post_detail(request, slug):
     """One article (1 query for readers on PostgreSQL, see load_article). Staff also see
     drafts, why a post is kept out of search engines, and the review form when they may use
     it."""
-    post, similar = load_article(slug, readers_only=not request.user.is_staff)
+    post, similar = load_article(slug, readers_only=not sees_drafts(request.user))
     depends_on(
         request,
         caching.post_key(post.pk),

@@ -1,0 +1,68 @@
+"""Who is asking: the client's address behind trusted proxies, the log of staff logins, and
+the page a throttled login gets (docs/operations.md).
+
+Failed logins are counted by django-axes per account and address together (settings.py
+AXES_LOCKOUT_PARAMETERS): after LOGIN_FAILURE_LIMIT failures, that account cannot log in from
+that address for LOGIN_LOCKOUT_MINUTES. Someone guessing from elsewhere therefore never locks
+an editor out of their own address; every failure is logged, so a guess spread over many
+addresses shows in the logs.
+"""
+
+import logging
+
+from axes.signals import user_locked_out
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+
+log = logging.getLogger("alphanode.auth")
+
+
+def client_ip(request) -> str:
+    """The client's address: the one the nearest of TRUSTED_PROXY_COUNT proxies saw (each
+    appends to X-Forwarded-For), else the connection's own."""
+    count = settings.TRUSTED_PROXY_COUNT
+    if count:
+        forwarded = [
+            address.strip()
+            for address in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if address.strip()
+        ]
+        if len(forwarded) >= count:
+            return forwarded[-count]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def where(request) -> dict:
+    return {"ip": client_ip(request) if request else "", "path": request.path if request else ""}
+
+
+@receiver(user_logged_in)
+def logged_in(sender, request, user, **kwargs):
+    log.info("login: %s (user %s)", user.get_username(), user.pk,
+             extra={"username": user.get_username(), "user_id": user.pk, **where(request)})
+
+
+@receiver(user_login_failed)
+def login_failed(sender, credentials, request=None, **kwargs):
+    # Django passes the credentials with the password replaced by stars; only the name is kept.
+    username = str(credentials.get("username", ""))[:150]
+    log.warning("login failed: %r from %s", username, where(request)["ip"],
+                extra={"username": username, **where(request)})
+
+
+@receiver(user_locked_out)
+def locked_out(sender, request, username, ip_address, **kwargs):
+    log.warning("login locked: %r from %s for %s minutes after %s failures", username,
+                ip_address, settings.LOGIN_LOCKOUT_MINUTES, settings.LOGIN_FAILURE_LIMIT,
+                extra={"username": username, **where(request)})
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: the site's 403 page, saying what to do (not Django's, whose inline
+    style the Content Security Policy blocks)."""
+    from alphanode.health import error_page
+
+    return error_page(request, "403.html", 403, message=(
+        "This form was sent without a valid security token (it may have expired, or cookies "
+        "are blocked): reload the page and send it again."))
