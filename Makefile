@@ -31,7 +31,8 @@ DEMO_ENV = DEBUG=$(DEMO_DEBUG) SECRET_KEY=demo-only-not-a-secret ALLOWED_HOSTS=1
 demo: venv
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py generate_posts --count 200 --seed 1 --if-empty
-	$(DEMO_ENV) $(BIN)/python manage.py runserver --insecure 127.0.0.1:8000
+	$(DEMO_ENV) $(BIN)/python manage.py collectstatic --noinput -v0
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # Check the code with ruff.
 lint: venv

@@ -102,6 +102,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: runserver leaves /static/ to WhiteNoise too, as in production.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",  # the search vector's field type (posts.SearchDocument)
     "axes",  # failed-login throttling (alphanode/security.py)
@@ -114,6 +116,8 @@ MIDDLEWARE = [
     "alphanode.observability.RequestCostMiddleware",
     "posts.caching.PrivateByDefaultMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files, before anything that would spend time on them (docs/deploy.md).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -272,6 +276,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Static files are served by the app (WhiteNoise) from STATIC_ROOT, which `manage.py
+# collectstatic` fills: each name carries a hash of its content (site.3f2a….css), with a gzip
+# and a Brotli copy, and is sent with ten years' max-age, immutable. Pages link the hashed names, so a
+# change is a new address and no cache needs purging. Without a manifest (development, tests,
+# or STATIC_MANIFEST=0) names are plain and files come from static/ as they are.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=not (DEBUG or TESTING))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+# Without collectstatic, serve static/ directly. Hashed names get WhiteNoise's ten years and
+# `immutable`; a plain name (an old link) its default minute.
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 LOGIN_URL = "admin:login"
 # Where a login goes when its ?next= is refused (another site's address): the admin, not

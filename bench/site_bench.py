@@ -259,8 +259,11 @@ def bench_size(size, options):
     gunicorn = None
     try:
         env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "bench", "SECURE_SSL_REDIRECT": "0",
-               "ALLOWED_HOSTS": "127.0.0.1,testserver", "LOG_LEVEL": "WARNING"}
+               "ALLOWED_HOSTS": "127.0.0.1,testserver", "LOG_LEVEL": "WARNING",
+               # Static files as deployed: collected, hashed, served by WhiteNoise.
+               "STATIC_ROOT": str(servers._servers.tmpdir / "static")}
         os.environ.update(env)
+        run_manage("collectstatic", "--noinput", env=env)
         result = {"size": size}
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "posts.jsonl"

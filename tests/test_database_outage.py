@@ -88,6 +88,7 @@ def app_env(database_url):
         "SECRET_KEY": "outage-test-secret-key-not-for-production-use-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
+        "STATIC_MANIFEST": "0",  # no collectstatic here (tests/test_deploy.py runs it)
         "PAGE_CACHE": "0",
         "LOG_LEVEL": "INFO",
     }

@@ -72,6 +72,7 @@ def app(tmpdir_for_servers):
         "SECRET_KEY": "varnish-test-secret-key-not-for-production-use-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",
+        "STATIC_MANIFEST": "0",  # no collectstatic here (tests/test_deploy.py runs it)
         "CACHE_MAX_AGE": "0",
         "CACHE_S_MAXAGE": "3600",
         "CACHE_STALE_IF_ERROR": "600",

@@ -1,0 +1,98 @@
+"""The production start as docs/deploy.md gives it: collectstatic, then gunicorn with DEBUG off,
+serving its own static files (WhiteNoise). Before, the stylesheet was a 404 there and every
+reader got an unstyled site.
+"""
+
+import gzip
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from tests.factories import PostFactory
+from tests.servers import HOST, free_ports, stop_process, wait_for_http
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def production(tmp_path):
+    """gunicorn as deployed, on the test database; yields its base URL."""
+    import os
+
+    database = urlsplit(django_settings.DATABASE_URL)
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")},
+        "DATABASE_URL": urlunsplit(database._replace(path=f"/{connection.settings_dict['NAME']}")),
+        "DEBUG": "0",
+        "SECRET_KEY": "deploy-test-secret-key-not-for-production-use-0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "STATIC_ROOT": str(tmp_path / "static"),
+    }
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+                   cwd=ROOT, env=env, check=True)
+    (port,) = free_ports(1)
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
+             "--bind", f"{HOST}:{port}", "alphanode.wsgi"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_http(f"http://{HOST}:{port}/healthz", process, "gunicorn", log)
+        yield f"http://{HOST}:{port}"
+    finally:
+        stop_process(process)
+        shutil.rmtree(tmp_path / "static", ignore_errors=True)
+
+
+def fetch(url, headers=None):
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
+                                timeout=10) as response:
+        return response.status, response.headers, response.read()
+
+
+def long_lived(cache_control):
+    """Whether Cache-Control lets caches keep the response for at least a year."""
+    found = re.search(r"max-age=(\d+)", cache_control)
+    return found is not None and int(found.group(1)) >= 365 * 24 * 3600
+
+
+def test_the_article_links_a_hashed_stylesheet_served_with_a_long_max_age(production):
+    post = PostFactory()
+
+    status, _, body = fetch(production + post.get_absolute_url())
+    assert status == 200
+    stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', body.decode()).group(1)
+    assert re.fullmatch(r"/static/css/site\.[0-9a-f]{12}\.css", stylesheet)
+
+    status, headers, css = fetch(production + stylesheet)
+    assert status == 200 and headers["Content-Type"].startswith("text/css")
+    assert long_lived(headers["Cache-Control"]) and "immutable" in headers["Cache-Control"]
+    assert css == (ROOT / "static/css/site.css").read_bytes()
+
+    status, headers, compressed = fetch(production + stylesheet, {"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and gzip.decompress(compressed) == css
+
+    # The plain name still answers (an old link), but is not kept long.
+    status, headers, _ = fetch(production + "/static/css/site.css")
+    assert status == 200 and not long_lived(headers["Cache-Control"])
+
+
+def test_demo_and_tests_without_collectstatic_use_plain_names(client):
+    # STATIC_MANIFEST is off under test: pages link static/ as it is.
+    assert django_settings.STATIC_MANIFEST is False
+    post = PostFactory()
+    assert 'href="/static/css/site.css"' in client.get(post.get_absolute_url()).text
+
