@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -96,3 +97,37 @@ def test_demo_and_tests_without_collectstatic_use_plain_names(client):
     post = PostFactory()
     assert 'href="/static/css/site.css"' in client.get(post.get_absolute_url()).text
 
+
+
+def test_the_systemd_units_verify():
+    # As installed by docs/deploy.md, with the checkout standing in for /srv/alphanode.
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze not found: apt-get install -y systemd"
+    units = sorted((ROOT / "deploy/systemd").glob("alphanode-*"))
+    assert {unit.suffix for unit in units} == {".service", ".timer"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for unit in units:
+            text = unit.read_text().replace("/srv/alphanode", str(ROOT))
+            (Path(tmp) / unit.name).write_text(text)
+        result = subprocess.run([analyze, "verify", *sorted(Path(tmp).iterdir())],
+                                capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_every_timer_starts_a_service_that_exists():
+    for timer in (ROOT / "deploy/systemd").glob("*.timer"):
+        assert (timer.with_suffix(".service")).is_file(), timer.name
+
+
+def test_the_gunicorn_config_loads_and_names_its_choices():
+    from gunicorn.config import Config
+
+    config = Config()
+    namespace = {}
+    exec((ROOT / "deploy/gunicorn.conf.py").read_text(), namespace)
+    for name, value in namespace.items():
+        if name in config.settings:
+            config.set(name, value)
+    assert config.control_socket_disable is True
+    assert config.workers >= 2 and config.timeout == 30 and config.graceful_timeout == 30
+    assert config.bind == ["127.0.0.1:8000"]
