@@ -114,6 +114,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so the queries and time it reports include every other middleware's.
     "alphanode.observability.RequestCostMiddleware",
+    # Before anything reads the database: which one this request reads (alphanode/routers.py).
+    "alphanode.routers.ReplicaReadsMiddleware",
     "posts.caching.PrivateByDefaultMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files, before anything that would spend time on them (docs/deploy.md).
@@ -178,10 +180,10 @@ TEMPLATES = [
 ]
 
 # Database: SQLite file by default, PostgreSQL through psycopg's connection pool with DATABASE_URL.
-DATABASE_URL = env_str("DATABASE_URL")
-if DATABASE_URL:
+def database_from_url(url):
+    """Return the DATABASES entry for `url`; PostgreSQL goes through psycopg's connection pool."""
     # The pool owns connection reuse, so Django must not keep connections itself.
-    database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+    database = dj_database_url.parse(url, conn_max_age=0)
     if database["ENGINE"] == "django.db.backends.postgresql":
         options = database.setdefault("OPTIONS", {})
         from alphanode.pool import check_connection
@@ -203,6 +205,12 @@ if DATABASE_URL:
             # transaction mode (PgBouncer < 1.21), which cannot keep prepared statements.
             options["server_side_binding"] = True
             options["prepare_threshold"] = 5
+    return database
+
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    database = database_from_url(DATABASE_URL)
 else:
     database = {
         "ENGINE": "django.db.backends.sqlite3",
@@ -210,6 +218,45 @@ else:
         "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
     }
 DATABASES = {"default": database}
+# Streaming replicas of the primary (alphanode/routers.py, docs/deploy.md): reader pages read
+# from one, everything else from the primary. A replica that is unreachable, or further behind
+# than REPLICA_MAX_LAG_SECONDS, is skipped; its lag is measured every REPLICA_CHECK_SECONDS
+# per process, waiting at most REPLICA_CHECK_TIMEOUT, and an unreachable one is asked again
+# after REPLICA_RETRY_SECONDS. After a write, a logged-in user reads from the primary for
+# REPLICA_READ_YOUR_WRITES_SECONDS.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS")
+REPLICA_MAX_LAG_SECONDS = env_float("REPLICA_MAX_LAG_SECONDS", 5)
+REPLICA_CHECK_SECONDS = env_float("REPLICA_CHECK_SECONDS", 2)
+REPLICA_CHECK_TIMEOUT = env_float("REPLICA_CHECK_TIMEOUT", 0.5)
+REPLICA_RETRY_SECONDS = env_float("REPLICA_RETRY_SECONDS", 10)
+REPLICA_READ_YOUR_WRITES_SECONDS = env_int("REPLICA_READ_YOUR_WRITES_SECONDS", 30)
+# How long after a commit every replica still serving reads has replayed it: the most lag it
+# may have had when last measured, plus the time until it is measured again.
+REPLICA_SETTLE_SECONDS = REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS + REPLICA_CHECK_TIMEOUT
+if DATABASE_REPLICA_URLS:
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URLS needs DATABASE_URL set to the PostgreSQL primary they "
+            "replicate."
+        )
+    if REPLICA_READ_YOUR_WRITES_SECONDS < REPLICA_SETTLE_SECONDS:
+        raise ImproperlyConfigured(
+            f"REPLICA_READ_YOUR_WRITES_SECONDS={REPLICA_READ_YOUR_WRITES_SECONDS} is shorter "
+            f"than a replica in use may lag ({REPLICA_SETTLE_SECONDS:g} s: "
+            "REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS + REPLICA_CHECK_TIMEOUT), so an "
+            "editor could miss their own change. Raise it, or lower those."
+        )
+    for number, url in enumerate(DATABASE_REPLICA_URLS, start=1):
+        replica = database_from_url(url)
+        if replica["ENGINE"] != "django.db.backends.postgresql":
+            raise ImproperlyConfigured(
+                f"DATABASE_REPLICA_URLS: replica {number} is not a postgres:// URL; replicas "
+                "are PostgreSQL streaming replicas of DATABASE_URL."
+            )
+        # Tests read the primary's test database through it: no test database of its own.
+        replica["TEST"] = {"MIRROR": "default"}
+        DATABASES[f"replica_{number}"] = replica
+    DATABASE_ROUTERS = ["alphanode.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The database away (alphanode/health.py): the 503's Retry-After, and how long /readyz waits.
 UNAVAILABLE_RETRY_AFTER = env_int("UNAVAILABLE_RETRY_AFTER", 30)
@@ -278,9 +325,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Static files are served by the app (WhiteNoise) from STATIC_ROOT, which `manage.py
 # collectstatic` fills: each name carries a hash of its content (site.3f2a….css), with a gzip
-# and a Brotli copy, and is sent with ten years' max-age, immutable. Pages link the hashed names, so a
-# change is a new address and no cache needs purging. Without a manifest (development, tests,
-# or STATIC_MANIFEST=0) names are plain and files come from static/ as they are.
+# and a Brotli copy, and is sent with ten years' max-age, immutable. Pages link the hashed
+# names, so a change is a new address and no cache needs purging. Without a manifest
+# (development, tests, or STATIC_MANIFEST=0) names are plain and files come from static/ as
+# they are.
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=not (DEBUG or TESTING))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -19,7 +19,7 @@ import datetime
 import functools
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import query as django_query
 
 from posts.filters import Filters
@@ -51,6 +51,12 @@ SIMILAR_COLUMNS = (
     "id", "title", "slug", "published_at", "code_language", "difficulty", "reading_time",
 )
 REVISION_COLUMNS = ("status", "version", "last_reviewed")
+
+
+def reader_connection():
+    """Return the connection reader pages read from: a replica on a reader page, else the
+    primary (alphanode/routers.py)."""
+    return connections[router.db_for_read(Post)]
 
 
 def _columns(alias, names):
@@ -108,13 +114,13 @@ def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, 
         "now": now,
         "similar": similar,
     }
-    with connection.cursor() as cursor:
+    db = reader_connection()
+    with db.cursor() as cursor:
         cursor.execute(_article_sql(readers_only), params)
         row = cursor.fetchone()
-        if row is None:
-            return None
-        converters = _post_converters(cursor.db)
-    return _build(row, converters)
+    if row is None:
+        return None
+    return _build(row, db)
 
 
 _POST_CONVERTERS = {}
@@ -135,8 +141,9 @@ def _post_converters(db):
 _FIELD_ORDER = {}
 
 
-def _instance(model, names: tuple[str, ...], values):
-    """Return model.from_db() of `values` named `names` (from_db wants the model's order).
+def _instance(db, model, names: tuple[str, ...], values):
+    """Return model.from_db() of `values` named `names` (from_db wants the model's order),
+    as read from connection `db`.
 
     With the fetch mode a queryset would give it, so a lazy load fails in tests as it would
     on an ORM-loaded instance.
@@ -148,7 +155,7 @@ def _instance(model, names: tuple[str, ...], values):
         _FIELD_ORDER[key] = (attnames, [names.index(name) for name in attnames])
     attnames, order = _FIELD_ORDER[key]
     return model.from_db(
-        connection.alias,
+        db.alias,
         attnames,
         [values[index] for index in order],
         fetch_mode=django_query.DEFAULT_FETCH_MODE,
@@ -160,15 +167,15 @@ def _datetime(text):
     return None if text is None else datetime.datetime.fromisoformat(text)
 
 
-def _build(row, converters) -> tuple[Post, list[Post]]:
+def _build(row, db) -> tuple[Post, list[Post]]:
     fields = Post._meta.concrete_fields
     count = len(fields)
     values = list(row[:count])
-    for index, (field, functions) in converters.items():
+    for index, (field, functions) in _post_converters(db).items():
         for function in functions:
-            values[index] = function(values[index], field, connection)
+            values[index] = function(values[index], field, db)
     post = Post.from_db(
-        connection.alias,
+        db.alias,
         [field.attname for field in fields],
         values,
         fetch_mode=django_query.DEFAULT_FETCH_MODE,
@@ -178,7 +185,9 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
 
     revision = None
     if has_revision:
-        revision = _instance(Revision, ("post_id", *REVISION_COLUMNS), [post.pk, *revision_values])
+        revision = _instance(
+            db, Revision, ("post_id", *REVISION_COLUMNS), [post.pk, *revision_values]
+        )
         revision._state.fields_cache["post"] = post
     post._state.fields_cache["revision"] = revision
 
@@ -186,8 +195,9 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
     post.all_tag_links = []
     for link_id, role, position, listed_at, tag_id, tag_values in link_rows or ():
         if tag_id not in tags:
-            tags[tag_id] = _instance(Tag, TAG_COLUMNS, [tag_id, *tag_values])
+            tags[tag_id] = _instance(db, Tag, TAG_COLUMNS, [tag_id, *tag_values])
         link = _instance(
+            db,
             PostTag,
             ("post_id", *LINK_COLUMNS),
             [post.pk, link_id, role, position, _datetime(listed_at), tag_id],
@@ -195,18 +205,18 @@ def _build(row, converters) -> tuple[Post, list[Post]]:
         link._state.fields_cache["tag"] = tags[tag_id]
         post.all_tag_links.append(link)
     post.section_list = [
-        _instance(Section, ("post_id", *SECTION_COLUMNS), [post.pk, *values])
+        _instance(db, Section, ("post_id", *SECTION_COLUMNS), [post.pk, *values])
         for values in section_rows or ()
     ]
     post.figure_list = [
-        _instance(ImageSource, ("post_id", *FIGURE_COLUMNS), [post.pk, *values])
+        _instance(db, ImageSource, ("post_id", *FIGURE_COLUMNS), [post.pk, *values])
         for values in figure_rows or ()
     ]
     for child in (*post.all_tag_links, *post.section_list, *post.figure_list):
         child._state.fields_cache["post"] = post
     similar = []
     for values in similar_rows or ():
-        other = _instance(Post, SIMILAR_COLUMNS, values)
+        other = _instance(db, Post, SIMILAR_COLUMNS, values)
         other.published_at = _datetime(other.published_at)
         similar.append(other)
     return post, similar
@@ -361,7 +371,8 @@ def list_page(
     }
     if position.cursor is not None:
         params |= {"at": position.cursor.at, "id": position.cursor.id}
-    with connection.cursor() as cursor:
+    db = reader_connection()
+    with db.cursor() as cursor:
         cursor.execute(_list_sql(*key), params)
         rows = cursor.fetchall()
     if not rows:
@@ -373,13 +384,14 @@ def list_page(
         if values[0] is not None
     ]
     if of_tag:
-        return ListPage(cards, tag=_instance(Tag, TAG_COLUMNS, rows[0][:width]))
+        return ListPage(cards, tag=_instance(db, Tag, TAG_COLUMNS, rows[0][:width]))
     return ListPage(cards, total=rows[0][0])
 
 
 def tag(slug: str) -> Tag | None:
     """Return the tag of `slug` with its stored count, or None (1 query, no queryset built)."""
-    with connection.cursor() as cursor:
+    db = reader_connection()
+    with db.cursor() as cursor:
         cursor.execute(HEAD_SQL[True], {"slug": slug})
         row = cursor.fetchone()
-    return None if row is None else _instance(Tag, TAG_COLUMNS, row)
+    return None if row is None else _instance(db, Tag, TAG_COLUMNS, row)

@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import Q
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -194,8 +194,9 @@ def _run_search(query: Query, now, filters: Filters, *, limit: int, offset: int)
     connection, and PostgreSQL may then keep one generic plan for every query, while the GIN
     step (see _search_sql) is best planned with the words' frequencies.
     """
-    with connection.cursor() as cursor:
-        raw = connection.connection
+    db = connections[router.db_for_read(Post)]  # a replica on a reader page
+    with db.cursor() as cursor:
+        raw = db.connection
         threshold = raw.prepare_threshold
         raw.prepare_threshold = None
         try:

@@ -465,3 +465,91 @@ def wait_for_http(url, process, what, log, seconds=START_TIMEOUT):
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{what} did not answer {url} within {seconds} s: {log_tail(log)}")
+
+
+# A primary and its streaming replica (tests/test_replicas.py starts its own pair).
+
+
+class Cluster:
+    """A PostgreSQL cluster of a test's own on a free loopback port, under its own directory.
+
+    Cluster.primary() runs initdb; Cluster.replica_of(primary) copies a running primary with
+    pg_basebackup -R, so that once started it streams from it. initdb --auth=trust already lets
+    local users replicate (pg_hba.conf's `replication` lines for 127.0.0.1 and ::1), and
+    PostgreSQL's defaults (wal_level=replica, max_wal_senders=10) allow a base backup.
+    """
+
+    def __init__(self, pg_bin, tmpdir, settings=None):
+        self.pg_bin, self.tmpdir, self.settings = pg_bin, tmpdir, settings or {}
+        (self.port,) = free_ports(1)
+        self.process = None
+        self.log = tmpdir / "postgres.log"
+        self.url = f"postgres://{PG_USER}@{HOST}:{self.port}/{DB_NAME}"
+
+    @classmethod
+    def primary(cls, settings=None):
+        pg_bin = find_pg_bin()
+        cluster = cls(pg_bin, make_tmpdir(), settings)
+        init_cluster(pg_bin, cluster.tmpdir)
+        return cluster
+
+    @classmethod
+    def replica_of(cls, primary, settings=None):
+        cluster = cls(primary.pg_bin, make_tmpdir(), settings)
+        base_backup(primary.pg_bin, primary.port, cluster.tmpdir)
+        return cluster
+
+    def start(self):
+        self.process = start_postgres(self.pg_bin, self.tmpdir, self.port, self.settings)
+        wait_for_cluster(self.port, self.process, self.log)
+
+    def stop(self, mode="fast"):
+        """Stop the server; `fast` terminates sessions, as `systemctl stop postgresql` does."""
+        subprocess.run(
+            as_server_user([str(self.pg_bin / "pg_ctl"), "-D", str(self.tmpdir / "data"),
+                            "-m", mode, "-w", "stop"]),
+            cwd=self.tmpdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True,
+        )
+        self.process.wait(timeout=10)
+
+    def connect(self, dbname=DB_NAME):
+        """Return a psycopg connection (autocommit) to the cluster as the server user."""
+        return psycopg.connect(host=HOST, port=self.port, user=PG_USER, dbname=dbname,
+                               autocommit=True, connect_timeout=2)
+
+    def remove(self):
+        """Stop the server if it runs and delete its directory; safe to call twice."""
+        if self.process is not None and self.process.poll() is None:
+            self.stop(mode="immediate")
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def base_backup(pg_bin, primary_port, tmpdir):
+    """Copy the cluster running on `primary_port` into tmpdir/data as a standby of it."""
+    # -R writes standby.signal and primary_conninfo; -X stream brings the WAL the copy needs.
+    log = tmpdir / "pg_basebackup.log"
+    with log.open("wb") as out:
+        result = subprocess.run(
+            as_server_user([str(pg_bin / "pg_basebackup"), "-h", HOST, "-p", str(primary_port),
+                            "-U", PG_USER, "-D", str(tmpdir / "data"), "-R", "-X", "stream",
+                            "-c", "fast", "--no-sync"]),
+            cwd=tmpdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"pg_basebackup failed:\n{log_tail(log)}")
+
+
+def wait_for_cluster(port, process, log):
+    """Wait until the postgres `process` on `port` accepts connections (a standby included)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            psycopg.connect(host=HOST, port=port, user=PG_USER, dbname="postgres",
+                            connect_timeout=2).close()
+            return
+        except psycopg.OperationalError as error:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on port {port} did not start ({error}):\n"
+                                   f"{log_tail(log)}") from None
+            time.sleep(0.1)
