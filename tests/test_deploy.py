@@ -131,3 +131,29 @@ def test_the_gunicorn_config_loads_and_names_its_choices():
     assert config.control_socket_disable is True
     assert config.workers >= 2 and config.timeout == 30 and config.graceful_timeout == 30
     assert config.bind == ["127.0.0.1:8000"]
+
+
+def production_example():
+    """deploy/.env.production.example as (name, value) pairs."""
+    lines = (ROOT / "deploy/.env.production.example").read_text().splitlines()
+    return [tuple(line.split("=", 1)) for line in lines if line and not line.startswith("#")]
+
+
+def test_the_production_env_example_names_only_documented_settings():
+    readme = (ROOT / "README.md").read_text()
+    for name, _ in production_example():
+        assert f"| `{name}` |" in readme, f"{name} is not in the README's settings table"
+
+
+def test_the_production_env_example_passes_the_deploy_checks(tmp_path):
+    import os
+    import secrets
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env.update(production_example())
+    env.update(SECRET_KEY=secrets.token_urlsafe(50), STATIC_ROOT=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
