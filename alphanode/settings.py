@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",  # the search vector's field type (posts.SearchDocument)
     "axes",  # failed-login throttling (alphanode/security.py)
     "alphanode.apps.AlphanodeConfig",  # the database's outages and pools (alphanode/database.py)
+    # The task queue's table, whichever TASKS_BACKEND: switching to `database` needs no migrate.
+    "django_tasks_db",
     "posts",
 ]
 
@@ -307,6 +309,24 @@ if PURGER == "http" and not PURGE_URLS:
 PURGE_KEY_HEADER = env_str("PURGE_KEY_HEADER", "xkey-purge")
 PURGE_TIMEOUT = env_float("PURGE_TIMEOUT", 2)
 PURGE_BATCH_SECONDS = env_float("PURGE_BATCH_SECONDS", 0.2)
+# A purge task that fails is queued again PURGE_RETRY_SECONDS later, then twice as long each
+# time up to a minute, for PURGE_ATTEMPTS attempts in all (about 15 minutes of a CDN outage).
+PURGE_ATTEMPTS = env_int("PURGE_ATTEMPTS", 20)
+PURGE_RETRY_SECONDS = env_float("PURGE_RETRY_SECONDS", 2)
+
+# Background work (posts/tasks.py, docs/deploy.md): Django's tasks run at once in the process
+# that queues them (immediate), or are rows in the database that `manage.py run_worker` runs
+# (django-tasks-db), written by the transaction of the change they follow (CDN purges: right
+# after its commit, once the new cache versions are in Redis).
+TASKS_BACKEND = env_choice("TASKS_BACKEND", "immediate", ("immediate", "database"))
+TASKS = {
+    "default": {
+        "BACKEND": {
+            "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+            "database": "django_tasks_db.DatabaseBackend",
+        }[TASKS_BACKEND],
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -10,7 +10,8 @@
 - Search documents (`SearchDocument`, PostgreSQL): each post's weighted full-text vector.
 
 Imports and the generator call `after_batch_write()` from the same transaction as the batch;
-the admin and the review actions call `posts_changed()` and `deleting_posts()`; the
+the admin and the review actions call `posts_changed()` (which queues the refill of other
+posts' lists as a task, posts/tasks.py) and `deleting_posts()`; the
 `refresh_similar` and `recount_posts` commands recompute everything. Every function runs a
 constant number of statements however many posts it is given.
 """
@@ -217,11 +218,16 @@ def posts_changed(post_ids, before: Contribution) -> None:
 
     `before` is contribution(post_ids) taken before the change.
     """
+    from posts.tasks import refill_similar_lists  # which imports this module
+
     post_ids = list(post_ids)
     sync_listed_at(PostTag.objects.filter(post_id__in=post_ids))
     after_batch_write(post_ids, before)
-    unlisted = Post.objects.filter(pk__in=post_ids).exclude(status=PublicationStatus.PUBLISHED)
-    refill_lists_holding(unlisted.values_list("pk", flat=True))
+    # The lists naming posts taken off the site may be many (a bulk unpublish): a task, queued
+    # in this transaction. Until it runs they show one post fewer (readers see published posts
+    # only, and each list stores more than it shows).
+    if taken_off := list(unlisted(post_ids)):
+        refill_similar_lists.enqueue(taken_off)
 
 
 @contextmanager
@@ -242,17 +248,30 @@ def deleting_posts(post_ids):
     caching.invalidate(changed_keys(post_ids, before, Contribution(), change, holders=()))
 
 
-def refill_lists_holding(post_ids) -> None:
-    """Recompute the similar lists that name any of `post_ids` (e.g. they were unpublished)."""
-    post_ids = list(post_ids)
-    if not post_ids:
-        return
+def unlisted(post_ids) -> QuerySet:
+    """Return the ids of the posts of `post_ids` that are not published (a subquery)."""
+    return (
+        Post.objects.filter(pk__in=list(post_ids))
+        .exclude(status=PublicationStatus.PUBLISHED)
+        .values_list("pk", flat=True)
+    )
+
+
+def refill_lists_holding(post_ids, *, lock=False) -> None:
+    """Recompute the similar lists that name any of `post_ids` (e.g. they were unpublished);
+    with `lock`, take the writers' lock first if there are any (call in a transaction)."""
+    if not isinstance(post_ids, QuerySet):
+        post_ids = list(post_ids)
+        if not post_ids:
+            return
     holders = list(
         SimilarPost.objects.filter(similar_id__in=post_ids)
         .exclude(post_id__in=post_ids)
         .values_list("post_id", flat=True)
         .distinct()
     )
+    if holders and lock:
+        take_lock()
     for start in range(0, len(holders), settings.SIMILAR_BATCH_SIZE):
         compute_similar(holders[start : start + settings.SIMILAR_BATCH_SIZE])
 

@@ -1,9 +1,16 @@
 """Purging changed content at the CDN by surrogate key: batched, after commit, off the request.
 
-posts/caching.py calls purge() with the content keys a committed write changed. A background
-thread per process gathers them for PURGE_BATCH_SECONDS and sends them in as few requests as
-fit a header, so an editor's request never waits on the CDN; a purge that fails or times out
-is logged and retried with a growing delay, and so is a version change Redis did not take.
+posts/caching.py calls purge() with the content keys a committed write changed, once their new
+versions are in Redis (a purge sent before would let the CDN fetch the old page again).
+
+Where tasks go to a worker (TASKS_BACKEND=database), purge() queues a `purge_keys` task
+(posts/tasks.py): the worker sends it and, when the CDN fails, queues it again later with a
+growing delay, up to PURGE_ATTEMPTS attempts. Otherwise a background thread per process
+gathers the keys for PURGE_BATCH_SECONDS and sends them in as few requests as fit a header, so
+an editor's request never waits on the CDN; a purge that fails or times out is logged and
+retried with a growing delay. Either way a version change Redis did not take is retried by
+this process's thread (it decides whether this process may trust its page cache), and the
+purge that follows it is sent from there.
 
 PURGER (setting) picks what a purge does:
     none   nothing (no CDN in front)
@@ -19,6 +26,8 @@ import time
 import urllib.request
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.tasks import default_task_backend
 
 log = logging.getLogger("alphanode.purge")
 
@@ -27,8 +36,32 @@ MAX_DELAY = 60.0  # seconds between retries, at most
 
 
 def purge(keys) -> None:
-    """Have the CDN drop every page carrying any of `keys` (soon, from the purge thread)."""
-    if settings.PURGER != "none" and keys:
+    """Have the CDN drop every page carrying any of `keys`: by a task once the current
+    transaction commits, or soon from the purge thread (see above)."""
+    if settings.PURGER == "none" or not keys:
+        return
+    if purges_queued():
+        pending = sorted(keys)
+        transaction.on_commit(lambda: enqueue_purge(pending))
+    else:
+        queue.add(keys, to_purge=True)
+
+
+def purges_queued() -> bool:
+    """Whether purges are tasks for the worker: only a backend that can defer a task can retry
+    one later (the immediate one would also make the editor's request wait on the CDN)."""
+    return default_task_backend.supports_defer
+
+
+def enqueue_purge(keys) -> None:
+    """Queue a purge_keys task for `keys`; if the queue cannot take it, send from the thread."""
+    from posts.tasks import purge_keys  # which imports this module
+
+    try:
+        purge_keys.enqueue(list(keys))
+    except DatabaseError as error:  # the change is committed: its purge must not be lost
+        log.warning("could not queue the purge of %d keys (%s); sending it from this process",
+                    len(keys), error)
         queue.add(keys, to_purge=True)
 
 
