@@ -39,7 +39,8 @@ logged once, on alphanode.replicas. Skipping never fails a page: the primary ser
 Limits: a replica cut off from its primary looks caught up until its WAL receiver notices
 (wal_receiver_timeout, 60 s by default). A page that a reader's request renders from a replica
 that has not yet replayed the write which invalidated it is stored with the old content by the
-page cache and the CDN: repeat the invalidation REPLICA_SETTLE_SECONDS after the commit.
+page cache and the CDN: so every change is refreshed again REPLICA_SETTLE_SECONDS after its
+commit (posts/caching.py refresh_once_replicas_settle), and such a page lives that long at most.
 """
 
 import contextvars

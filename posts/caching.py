@@ -26,9 +26,11 @@ timeout, and after a failure the page cache is skipped for CACHE_RETRY_SECONDS (
 from the database), with one log line per outage interval.
 """
 
+import datetime
 import hashlib
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from functools import wraps
@@ -39,6 +41,7 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, parse_http_date_safe
 
@@ -101,6 +104,8 @@ class PendingRefresh:
     def __call__(self):
         self.done = True
         refresh(self.keys)
+        if settings.DATABASE_REPLICA_URLS:
+            refresh_once_replicas_settle(self.keys)
 
 
 def invalidate(keys) -> None:
@@ -122,6 +127,25 @@ def refresh(keys) -> None:
     if not bump_versions(keys):
         purging.retry_versions(keys)  # Redis is unreachable: try again from the purge thread
     purging.purge(keys)
+
+
+def refresh_once_replicas_settle(keys) -> None:
+    """Refresh `keys` again once every replica in use has replayed the write (at most
+    REPLICA_SETTLE_SECONDS from now): a reader's page rendered meanwhile from a replica still
+    showing the old content was cached under the new versions, here and at the CDN.
+
+    A task for the worker when the backend can defer one; otherwise a timer in this process.
+    """
+    from posts.tasks import refresh_keys  # which imports this module
+
+    delay = settings.REPLICA_SETTLE_SECONDS
+    if refresh_keys.get_backend().supports_defer:
+        run_after = timezone.now() + datetime.timedelta(seconds=delay)
+        refresh_keys.using(run_after=run_after).enqueue(sorted(keys))
+    else:
+        timer = threading.Timer(delay, refresh, args=(set(keys),))
+        timer.daemon = True
+        timer.start()
 
 
 def bump_versions(keys, *, retrying=False) -> bool:

@@ -10,6 +10,8 @@ it twice changes nothing.
     purge_keys            the CDN purge of a change, queued right after its commit, behind its
                           new cache versions (posts/purging.py); retried with a growing delay,
                           since django-tasks-db retries nothing itself
+    refresh_keys          a change's cache versions and purge once more, after the replicas
+                          have replayed it (posts/caching.py)
     refill_similar_lists  the similar lists that named posts taken off the site (a bulk
                           unpublish fans out to every list naming one of them)
     fold_view_counts      Redis's view counts into the posts (posts/viewcounts.py)
@@ -68,6 +70,18 @@ def purge_keys(keys: list[str], attempt: int = 1) -> dict:
         )
         return {"purged": 0, "retry_at": retry_at.isoformat()}
     return {"purged": len(keys)}
+
+
+@task
+def refresh_keys(keys: list[str]) -> None:
+    """Give `keys` new cache versions and have the CDN purge them (posts/caching.py refresh),
+    again: queued REPLICA_SETTLE_SECONDS after a change when reader pages read from replicas.
+
+    Idempotent: new versions only make the pages showing these keys render once more.
+    """
+    from posts import caching  # which imports this module
+
+    caching.refresh(set(keys))
 
 
 @task

@@ -128,6 +128,20 @@ def strict_app(primary, replica):
         stop_process(server.process)
 
 
+# The page cache on; a replica may lag 2 s, so a change is refreshed again 2.5 s after it.
+CACHED = {"PAGE_CACHE": "1", "REPLICA_MAX_LAG_SECONDS": "2", "REPLICA_CHECK_TIMEOUT": "0.3"}
+SETTLE = 2 + 0.2 + 0.3  # REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS + _TIMEOUT
+
+
+@pytest.fixture(scope="module")
+def cached_app(primary, replica):
+    server = App(primary, replica, CACHED, primary.tmpdir / "cached-app.log")
+    try:
+        yield server.wait()
+    finally:
+        stop_process(server.process)
+
+
 @pytest.fixture(scope="module")
 def published(primary):
     """(id, slug, title) of each published post, and the slug of a tag with posts."""
@@ -418,3 +432,39 @@ def test_a_stopped_replica_is_skipped_and_the_site_keeps_serving(
     finally:
         replica.start()
     wait_until_read_on(app, replica, pages[0], slug)
+
+
+def test_a_page_cached_from_a_replica_behind_a_change_is_refreshed_once_it_replays(
+    primary, replica, cached_app, published
+):
+    posts, _ = published
+    pk, slug, _ = posts[2]
+    article, change = f"/posts/{slug}/", f"/admin/posts/post/{pk}/change/"
+    editor, reader = Browser(cached_app), Browser(cached_app)
+    editor.log_in()
+    status, form = editor.request(change)
+    assert status == 200, form[:500]
+    title = f"Edited while the replica waits {uuid.uuid4().hex}"
+    data = FormData(form, "post_form").data | {"title": [title], "_save": ["Save"]}
+    wait_for_replay(primary, replica)
+    replay(replica, running=False)
+    try:
+        status, body = editor.request(change, data)
+        committed = time.monotonic()
+        assert status == 200 and "was changed successfully" in body, body[:2000]
+        # A reader's page, rendered from the replica that has not replayed the edit, is
+        # cached under the versions the edit just gave: the old page, kept.
+        assert title not in reader.request(article)[1]
+        assert time.monotonic() - committed < 2, "too slow: the replica was no longer in use"
+        assert title not in reader.request(article)[1]
+    finally:
+        replay(replica, running=True)
+    wait_for_replay(primary, replica)
+
+    # Before: the old page stayed until the next change (PAGE_CACHE_TIMEOUT, a day). Now the
+    # change is refreshed again SETTLE seconds after its commit.
+    deadline = committed + SETTLE + WAIT
+    while title not in reader.request(article)[1]:
+        assert time.monotonic() < deadline, "the page cached from the replica stayed stale"
+        time.sleep(0.2)
+    assert time.monotonic() - committed >= SETTLE - 0.5  # not an ordinary miss

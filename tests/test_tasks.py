@@ -25,6 +25,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.tasks import TaskResultStatus
 from django.test import Client
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from posts import caching, purging, tasks
@@ -287,6 +288,30 @@ def test_a_purge_is_queued_once_the_change_commits(
     row = task_rows(tasks.purge_keys).get()
     assert row.args_kwargs == {"args": [["post:1", "tag:2"]], "kwargs": {}}
     assert not purging.queue.to_purge  # the worker sends it, not this process
+
+
+def test_with_replicas_a_change_is_refreshed_again_once_they_settle(
+    settings, django_capture_on_commit_callbacks
+):
+    # Pages rendered from a replica behind the change were cached under its new versions:
+    # the worker refreshes the same keys again after REPLICA_SETTLE_SECONDS
+    # (tests/test_replicas.py shows the stale page and its refresh through real servers).
+    settings.TASKS = DATABASE_BACKEND
+    settings.DATABASE_REPLICA_URLS = ["postgres://replica.invalid/alphanode"]
+    settings.REPLICA_SETTLE_SECONDS = 7.5
+    before = timezone.now()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        caching.invalidate(["post:5", "card:5"])
+
+    row = task_rows(tasks.refresh_keys).get()
+    assert row.args_kwargs == {"args": [["card:5", "post:5"]], "kwargs": {}}
+    assert 7 <= (row.run_after - before).total_seconds() < 9
+
+    key = caching.VERSION_PREFIX + "post:5"
+    version = caching.cache.get(key)
+    tasks.refresh_keys.call(["card:5", "post:5"])  # what the worker runs: new versions again
+    assert caching.cache.get(key) not in (None, version)
 
 
 def test_on_the_immediate_backend_purges_stay_with_the_purge_thread(
