@@ -10,9 +10,10 @@ while the app idles costs no request; while the server is down, alphanode.health
 
 import atexit
 import logging
+import sqlite3
 import time
 
-from django.db import InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
@@ -21,9 +22,27 @@ log = logging.getLogger("alphanode.database")
 UNAVAILABLE = (OperationalError, InterfaceError)
 
 
+# SQLSTATEs of a server going away: connection exceptions (class 08), and an administrator's,
+# a crash's or a shutdown's termination of the session (57P01-57P03).
+GONE = ("08", "57P01", "57P02", "57P03")
+
+
 def is_unavailable(error: BaseException | None) -> bool:
-    """Whether `error` says the database cannot be reached (rather than a bug in a query)."""
-    return isinstance(error, UNAVAILABLE)
+    """Whether `error` says the database cannot be reached, rather than that a statement
+    failed (a deadlock, a time-out, a full disk: those are 500s with their traceback).
+
+    A refused connection and the pool's time-out carry no SQLSTATE; a closed connection is an
+    InterfaceError. SQLite, a file, is never away.
+    """
+    if not isinstance(error, UNAVAILABLE):
+        return False
+    cause = error.__cause__
+    if isinstance(cause, sqlite3.Error):
+        return False
+    if isinstance(error, InterfaceError):
+        return True
+    sqlstate = getattr(cause, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(GONE)
 
 
 def first_line(error: BaseException) -> str:
@@ -57,9 +76,10 @@ outage = Outage()
 
 @receiver(connection_created)
 def database_reached(sender, connection, **kwargs):
-    """A connection was handed out (Django connects on each checkout from the pool): the
-    database is reachable."""
-    outage.reached()
+    """A connection to the primary was handed out (Django connects on each checkout from the
+    pool): the database is reachable. (A replica's says nothing about the primary.)"""
+    if connection.alias == DEFAULT_DB_ALIAS:
+        outage.reached()
 
 
 def close_pools():

@@ -57,6 +57,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from alphanode import database
 from alphanode.observability import known_user_id
+from posts.caching import is_reader_request
 
 log = logging.getLogger("alphanode.replicas")
 
@@ -148,7 +149,10 @@ class ReplicaReadsMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         reads = current_reads.get()
-        if reads is not None and request.method in READER_METHODS and is_reader_page(view_func):
+        if (reads is not None and request.method in READER_METHODS
+                and is_reader_page(view_func) and is_reader_request(request)):
+            # A reader: no session (staff on an article see drafts and review state, which
+            # must not be a replica's moments-old copy) and no messages waiting.
             reads.reader_page = True
 
 

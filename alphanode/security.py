@@ -8,6 +8,7 @@ an editor out of their own address; every failure is logged, so a guess spread o
 addresses shows in the logs.
 """
 
+import ipaddress
 import logging
 
 from axes.signals import user_locked_out
@@ -28,9 +29,18 @@ def client_ip(request) -> str:
             for address in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
             if address.strip()
         ]
-        if len(forwarded) >= count:
+        if len(forwarded) >= count and is_address(forwarded[-count]):
             return forwarded[-count]
     return request.META.get("REMOTE_ADDR", "")
+
+
+def is_address(text: str) -> bool:
+    """Whether `text` is an IP address (what axes stores; anything else was not a proxy's)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def where(request) -> dict:

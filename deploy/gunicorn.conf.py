@@ -6,8 +6,8 @@ Each setting can be overridden from the environment (the systemd unit reads /etc
 import multiprocessing
 import os
 
-# Behind Varnish on the same machine: loopback only. Varnish (deploy/varnish/backend.vcl) and
-# the load balancer's health checks (/healthz, /readyz) come in here.
+# Behind Varnish on the same machine: loopback only. Everything comes through Varnish
+# (deploy/varnish/backend.vcl), the load balancer's health checks (/healthz, /readyz) too.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
 # Sync workers: a page is CPU work in Python plus a millisecond of database, so one process per

@@ -39,7 +39,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -141,11 +141,15 @@ def refresh_once_replicas_settle(keys) -> None:
     delay = settings.REPLICA_SETTLE_SECONDS
     if refresh_keys.get_backend().supports_defer:
         run_after = timezone.now() + datetime.timedelta(seconds=delay)
-        refresh_keys.using(run_after=run_after).enqueue(sorted(keys))
-    else:
-        timer = threading.Timer(delay, refresh, args=(set(keys),))
-        timer.daemon = True
-        timer.start()
+        try:
+            refresh_keys.using(run_after=run_after).enqueue(sorted(keys))
+            return
+        except DatabaseError as error:  # the change is committed: its refresh must not fail it
+            log.warning("could not queue the refresh of %d keys (%s); timing it here",
+                        len(keys), error)
+    timer = threading.Timer(delay, refresh, args=(set(keys),))
+    timer.daemon = True
+    timer.start()
 
 
 def bump_versions(keys, *, retrying=False) -> bool:

@@ -92,8 +92,9 @@ def refill_similar_lists(post_ids: list[int]) -> None:
     stores the same rows (and a post published again meanwhile is simply not dropped).
     """
     # One transaction: a list's rows are replaced (delete, insert) where no reader sees them
-    # gone. Inside the enqueuing transaction (the immediate backend), that one is used.
-    with transaction.atomic(savepoint=False):
+    # gone. Inside the enqueuing transaction (the immediate backend) it is a savepoint: the
+    # backend records a failure as the task's, and the editor's change must not roll back.
+    with transaction.atomic():
         derived.refill_lists_holding(derived.unlisted(post_ids), lock=True)
 
 

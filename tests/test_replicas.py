@@ -468,3 +468,26 @@ def test_a_page_cached_from_a_replica_behind_a_change_is_refreshed_once_it_repla
         assert time.monotonic() < deadline, "the page cached from the replica stayed stale"
         time.sleep(0.2)
     assert time.monotonic() - committed >= SETTLE - 0.5  # not an ordinary miss
+
+
+def test_staff_on_a_reader_page_read_the_primary_when_not_pinned(primary, replica, app,
+                                                                  published):
+    # An editor's article shows drafts and review state: never a replica's moments-old copy,
+    # also once the read-your-writes window after their last write has passed.
+    posts, _ = published
+    _, slug, _ = posts[3]
+    editor = Browser(app)
+    editor.log_in()
+    for cookie in list(editor.cookies):
+        if cookie.name == PIN_COOKIE:
+            editor.cookies.clear(cookie.domain, cookie.path, cookie.name)
+    assert editor.cookie(PIN_COOKIE) is None
+    primary_log, replica_log = Log(primary.log), Log(replica.log)
+    primary_log.mark()
+    replica_log.mark()
+
+    status, page = editor.request(f"/posts/{slug}/")
+
+    assert status == 200 and "Edit in the admin" in page
+    assert parameter(slug) in primary_log.since()
+    assert parameter(slug) not in replica_log.since()

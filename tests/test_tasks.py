@@ -382,6 +382,30 @@ def test_unpublishing_refills_the_lists_at_once_on_the_immediate_backend():
     assert not DBTaskResult.objects.exists()
 
 
+def test_a_refill_that_fails_does_not_undo_the_unpublishing(monkeypatch):
+    # On the immediate backend the refill runs inside the editor's transaction, and the
+    # backend records its failure as the task's: the change itself must still commit.
+    from django.db import transaction
+
+    from posts import derived
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the refill failed")
+
+    shared = TagFactory()
+    gone, holder = PostFactory.create_batch(2, tag_count=0)
+    for post in (gone, holder):
+        PostTagFactory(post=post, tag=shared)
+    monkeypatch.setattr(derived, "refill_lists_holding", broken)
+
+    with transaction.atomic():  # as the admin's action runs
+        unpublish_posts(Post.objects.filter(pk=gone.pk), None)
+        assert Post.objects.filter(pk=gone.pk, status="draft").exists()
+
+    gone.refresh_from_db()
+    assert gone.status != "published"
+
+
 @pytest.mark.parametrize("command", ["fold_view_counts", "release_scheduled"])
 @pytest.mark.parametrize(
     ("backend", "status"),

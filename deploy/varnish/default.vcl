@@ -13,13 +13,18 @@ import xkey;
 
 include "backend.vcl";
 
-# Who may purge: the app servers.
+# Who may purge: the app servers and the task worker. Add their network when they are other
+# machines (PURGE_URLS then lists every Varnish: a purge reaches only those it is sent to).
 acl purgers {
     "127.0.0.1";
     "::1";
 }
 
 sub vcl_recv {
+    # The request id the app logs (TRUSTED_PROXY_COUNT): Varnish's own, never the client's.
+    # With a CDN in front that sends one, keep the CDN's instead: `if (!req.http.X-Request-ID)`
+    # here, and strip the header from clients at the CDN.
+    set req.http.X-Request-ID = "varnish-" + req.xid;
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
             return (synth(403, "Not allowed to purge."));
