@@ -55,6 +55,17 @@ def test_failed_logins_lock_the_account_at_that_address_only(client, editor, set
     assert log_in(Client(), editor.username, PASSWORD, address="10.0.0.2").status_code == 302
 
 
+def test_an_address_trying_many_accounts_is_refused_any_login(client, editor, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 6
+    for n in range(6):  # one try per account: under the per-account limit each time
+        assert log_in(client, f"someone-{n}", WRONG, address="10.0.0.5").status_code == 200
+
+    refused = log_in(client, editor.username, PASSWORD, address="10.0.0.5")
+    assert refused.status_code == 429
+    assert "Logins from your address are refused for 15 minutes" in refused.text
+    assert log_in(Client(), editor.username, PASSWORD, address="10.0.0.6").status_code == 302
+
+
 def test_the_lockout_ends_after_its_cool_off(client, editor, settings):
     from axes.models import AccessAttempt
 
