@@ -16,10 +16,10 @@ import logging
 
 from axes.signals import user_locked_out
 from django.conf import settings
-from django.core.cache import cache
-from django.urls import reverse
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.core.cache import cache
 from django.dispatch import receiver
+from django.urls import reverse
 
 log = logging.getLogger("alphanode.auth")
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -553,3 +554,27 @@ def wait_for_cluster(port, process, log):
                 raise RuntimeError(f"PostgreSQL on port {port} did not start ({error}):\n"
                                    f"{log_tail(log)}") from None
             time.sleep(0.1)
+
+
+# gunicorn serving the app, for the tests that go through real HTTP.
+
+
+def start_gunicorn(env, log, *, port=None, workers=1):
+    """Start gunicorn on loopback `port` (a free one by default) with `env`, its output to
+    `log`; wait until it answers /healthz. Return (process, base URL); stop it with
+    stop_process()."""
+    port = port or free_ports(1)[0]
+    root = Path(__file__).resolve().parent.parent
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", str(workers),
+             "--bind", f"{HOST}:{port}", "alphanode.wsgi"],
+            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://{HOST}:{port}"
+    try:
+        wait_for_http(f"{base}/healthz", process, "gunicorn", log)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process, base

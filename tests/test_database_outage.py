@@ -1,13 +1,13 @@
 """PostgreSQL restarted or stopped under a running app: no 500s, a 503 while it is away, and
 recovery without restarting the app.
 
-The test starts a PostgreSQL cluster of its own (the run's shared one must stay up), migrates it
-and writes a few posts with manage.py, and serves it with gunicorn (1 worker, DEBUG off, the
-page cache off so every page reads the database). It stops and starts that PostgreSQL with
-`pg_ctl -m fast` (which terminates the app's connections, as a restart in production does).
+The test starts a PostgreSQL cluster of its own (tests/servers.py Cluster; the run's shared one
+must stay up), migrates it and writes a few posts with manage.py, and serves it with gunicorn
+(1 worker, DEBUG off, the page cache off so every page reads the database). It stops and
+starts that PostgreSQL with `pg_ctl -m fast` (which terminates the app's connections, as a
+restart in production does).
 """
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,66 +15,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.servers import (
-    DB_NAME,
-    HOST,
-    PG_USER,
-    as_server_user,
-    find_pg_bin,
-    free_ports,
-    init_cluster,
-    log_tail,
-    make_tmpdir,
-    start_postgres,
-    stop_process,
-    wait_for_http,
-)
+from tests.servers import DB_NAME, Cluster, start_gunicorn, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL_TIMEOUT = 2  # DATABASE_POOL_TIMEOUT for the app under test, seconds
 SESSION = "sessionid=" + "k" * 32  # a well-formed session key: looking it up reads the database
-
-
-class OwnPostgres:
-    """A PostgreSQL cluster of this module's own, which the tests stop and start."""
-
-    def __init__(self):
-        self.pg_bin = find_pg_bin()
-        self.tmpdir = make_tmpdir()
-        (self.port,) = free_ports(1)
-        init_cluster(self.pg_bin, self.tmpdir)
-        self.process = None
-        self.url = f"postgres://{PG_USER}@{HOST}:{self.port}/{DB_NAME}"
-
-    def start(self):
-        self.process = start_postgres(self.pg_bin, self.tmpdir, self.port)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(host=HOST, port=self.port, user=PG_USER, dbname="postgres",
-                                connect_timeout=2).close()
-                return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(log_tail(self.tmpdir / "postgres.log")) from None
-                time.sleep(0.1)
-
-    def stop(self):
-        """Fast shutdown: sessions are terminated, as `systemctl restart postgresql` does."""
-        subprocess.run(
-            as_server_user([str(self.pg_bin / "pg_ctl"), "-D", str(self.tmpdir / "data"),
-                            "-m", "fast", "-w", "stop"]),
-            cwd=self.tmpdir, check=True, stdout=subprocess.DEVNULL,
-        )
-        self.process.wait(timeout=10)
-
-    def remove(self):
-        if self.process is not None:
-            stop_process(self.process)
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def app_env(database_url):
@@ -96,11 +43,10 @@ def app_env(database_url):
 
 @pytest.fixture(scope="module")
 def postgres():
-    server = OwnPostgres()
+    server = Cluster.primary()
     try:
         server.start()
-        with psycopg.connect(host=HOST, port=server.port, user=PG_USER, dbname="postgres",
-                             autocommit=True) as conn:
+        with server.connect("postgres") as conn:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
         env = app_env(server.url)
         for command in (["migrate", "--noinput", "-v0"],
@@ -114,17 +60,9 @@ def postgres():
 
 @pytest.fixture(scope="module")
 def app(postgres):
-    (port,) = free_ports(1)
     log = postgres.tmpdir / "app.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
-             "--bind", f"{HOST}:{port}", "alphanode.wsgi"],
-            cwd=ROOT, env=app_env(postgres.url), stdout=out, stderr=subprocess.STDOUT,
-        )
-    base = f"http://{HOST}:{port}"
+    process, base = start_gunicorn(app_env(postgres.url), log)
     try:
-        wait_for_http(f"{base}/healthz", process, "gunicorn", log)
         yield base, log
     finally:
         stop_process(process)

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from tests.factories import PostFactory
-from tests.servers import HOST, free_ports, stop_process, wait_for_http
+from tests.servers import start_gunicorn, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,17 +42,9 @@ def production(tmp_path):
     }
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
                    cwd=ROOT, env=env, check=True)
-    (port,) = free_ports(1)
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
-             "--bind", f"{HOST}:{port}", "alphanode.wsgi"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+    process, base = start_gunicorn(env, tmp_path / "gunicorn.log")
     try:
-        wait_for_http(f"http://{HOST}:{port}/healthz", process, "gunicorn", log)
-        yield f"http://{HOST}:{port}"
+        yield base
     finally:
         stop_process(process)
         shutil.rmtree(tmp_path / "static", ignore_errors=True)

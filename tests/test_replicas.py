@@ -24,7 +24,7 @@ from django.urls import resolve
 
 from alphanode.routers import PIN_COOKIE, is_reader_page
 from posts.models import Post, PublicationStatus, Tag
-from tests.servers import DB_NAME, HOST, Cluster, free_ports, stop_process, wait_for_http
+from tests.servers import DB_NAME, Cluster, start_gunicorn, stop_process
 from tests.test_admin import FormData
 from tests.test_settings import PRODUCTION_ENV, run_python
 
@@ -95,26 +95,15 @@ class App:
     """gunicorn serving the app on the primary and the replica."""
 
     def __init__(self, primary, replica, extra, log):
-        (port,) = free_ports(1)
-        self.base, self.log = f"http://{HOST}:{port}", Log(log)
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
-                 "--bind", f"{HOST}:{port}", "alphanode.wsgi"],
-                cwd=ROOT, env=app_env(primary, replica, extra), stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait(self):
-        wait_for_http(f"{self.base}/healthz", self.process, "gunicorn", self.log.path)
-        return self
+        self.process, self.base = start_gunicorn(app_env(primary, replica, extra), log)
+        self.log = Log(log)
 
 
 @pytest.fixture(scope="module")
 def app(primary, replica):
     server = App(primary, replica, LENIENT, primary.tmpdir / "app.log")
     try:
-        yield server.wait()
+        yield server
     finally:
         stop_process(server.process)
 
@@ -123,7 +112,7 @@ def app(primary, replica):
 def strict_app(primary, replica):
     server = App(primary, replica, STRICT, primary.tmpdir / "strict-app.log")
     try:
-        yield server.wait()
+        yield server
     finally:
         stop_process(server.process)
 
@@ -137,7 +126,7 @@ SETTLE = 2 + 0.2 + 0.3  # REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS + _TIM
 def cached_app(primary, replica):
     server = App(primary, replica, CACHED, primary.tmpdir / "cached-app.log")
     try:
-        yield server.wait()
+        yield server
     finally:
         stop_process(server.process)
 

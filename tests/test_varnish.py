@@ -7,8 +7,6 @@ purges Varnish by key, as PURGER=http does in production.
 """
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -24,7 +22,14 @@ from django.urls import reverse
 
 from posts import purging
 from tests.factories import PostFactory, PostTagFactory, TagFactory
-from tests.servers import HOST, free_ports, start_varnish, stop_process, wait_for_http
+from tests.servers import (
+    HOST,
+    free_ports,
+    start_gunicorn,
+    start_varnish,
+    stop_process,
+    wait_for_http,
+)
 from tests.test_admin import change_form_data, change_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,13 +45,7 @@ class App:
         self.process = None
 
     def start(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
-             "--bind", f"{HOST}:{self.port}", "--error-logfile", str(self.log),
-             "alphanode.wsgi"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )
-        wait_for_http(f"http://{HOST}:{self.port}/healthz", self.process, "gunicorn", self.log)
+        self.process, _ = start_gunicorn(self.env, self.log, port=self.port)
 
     def stop(self):
         stop_process(self.process)
