@@ -380,6 +380,7 @@ def bench_size(size, options):
         stop(gunicorn)
         gunicorn = None
         result["warm"] = bench_warm(pages, env, options)
+        result["hit_ratio"] = bench_hit_ratio(env, options)
         return result
     finally:
         if gunicorn is not None:
@@ -425,6 +426,68 @@ def bench_warm(pages, env, options):
                       f"({share(run.rps, ceiling):.1%} of {ceiling:,.0f}), p95 {run.p95_ms:.1f} ms"
                       + (f", {run.errors} errors" if run.errors else ""), flush=True)
         return warm
+    finally:
+        if varnish is not None:
+            stop(varnish)
+        stop(gunicorn)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# Readers' interest in articles: the r-th newest of N is read with weight 1 / r (Zipf, s = 1),
+# the shape web traffic over a catalogue usually has. HIT_RATIO_SAMPLE addresses drawn so;
+# wrk picks among them uniformly, so each article is requested about as often as its weight.
+HIT_RATIO_SAMPLE = 50_000
+HIT_RATIO_ARTICLES = 200_000  # the newest this many: older ones are drawn with weight ~0
+
+
+def bench_hit_ratio(env, options):
+    """Serve articles drawn by Zipf's law through Varnish in front of a gunicorn with the page
+    cache on, both cold at the start; return Varnish's hit ratio over two consecutive halves
+    of the run (the second: once the popular pages are in), from varnishstat's counters."""
+    import random
+
+    from posts.models import Post
+    from tests import servers
+
+    slugs = list(Post.objects.published().order_by("-published_at", "-id")
+                 .values_list("slug", flat=True)[:HIT_RATIO_ARTICLES])
+    weights = [1 / rank for rank in range(1, len(slugs) + 1)]
+    paths = [f"/posts/{slug}/" for slug in
+             random.Random(7).choices(slugs, weights=weights, k=HIT_RATIO_SAMPLE)]
+    port, varnish_port = free_port(), free_port()
+    log = Path(tempfile.gettempdir()) / "alphanode-bench-gunicorn-hits.log"
+    gunicorn = start_gunicorn(port, {**env, "PAGE_CACHE": "1"}, log)
+    varnish = None
+    tmpdir = Path(tempfile.mkdtemp(prefix="alphanode-bench-hits-", dir="/tmp"))
+    try:
+        varnish = servers.start_varnish(tmpdir, varnish_port, port, probe_interval="2s")
+        servers.wait_for_http(f"http://127.0.0.1:{varnish_port}/healthz", varnish, "varnishd",
+                              tmpdir / "varnishd.log")
+
+        def counters():
+            output = subprocess.run(
+                ["varnishstat", "-1", "-n", str(tmpdir / "varnish"),
+                 "-f", "MAIN.cache_hit", "-f", "MAIN.cache_miss"],
+                capture_output=True, text=True, check=True).stdout
+            values = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()}
+            return values["MAIN.cache_hit"], values["MAIN.cache_miss"]
+
+        halves = []
+        for _ in range(2):
+            hits_before, misses_before = counters()
+            run = wrk(f"http://127.0.0.1:{varnish_port}", paths, options.duration * 2,
+                      options.connections)
+            hits, misses = counters()
+            hits, misses = hits - hits_before, misses - misses_before
+            halves.append({"requests": run.requests, "rps": round(run.rps, 1),
+                           "varnish_hits": hits, "varnish_misses": misses,
+                           "hit_ratio": round(share(hits, hits + misses), 4)})
+        result = {"articles": len(slugs), "sample": HIT_RATIO_SAMPLE,
+                  "distinct_addresses": len(set(paths)), "halves": halves}
+        print(f"  hit ratio, Zipf over {len(slugs):,} articles ({len(set(paths)):,} distinct "
+              f"addresses drawn): Varnish {halves[0]['hit_ratio']:.1%} from cold, "
+              f"{halves[1]['hit_ratio']:.1%} after", flush=True)
+        return result
     finally:
         if varnish is not None:
             stop(varnish)
