@@ -22,6 +22,7 @@ gunicorn's hello-world ceiling. Needs `wrk` (apt-get install -y wrk), Varnish (a
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -395,18 +396,7 @@ WARM_PAGES = ("article, 20 tags", "article, random", "home, first page",
 def bench_warm(pages, env, options):
     """Measure the reader pages served warm: from Redis by gunicorn (PAGE_CACHE on), and from
     Varnish in front of it, each against the same gunicorn's hello-world ceiling."""
-    from tests import servers
-
-    port, varnish_port = free_port(), free_port()
-    log = Path(tempfile.gettempdir()) / "alphanode-bench-gunicorn-warm.log"
-    gunicorn = start_gunicorn(port, {**env, "PAGE_CACHE": "1", "SERVER_TIMING": "1"}, log)
-    varnish = None
-    tmpdir = Path(tempfile.mkdtemp(prefix="alphanode-bench-varnish-", dir="/tmp"))
-    try:
-        varnish = servers.start_varnish(tmpdir, varnish_port, port, probe_interval="2s")
-        servers.wait_for_http(f"http://127.0.0.1:{varnish_port}/healthz", varnish, "varnishd",
-                              tmpdir / "varnishd.log")
-        base, front = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{varnish_port}"
+    with behind_varnish({**env, "SERVER_TIMING": "1"}, "warm") as (base, front, _):
         hello = wrk(base, ["/bench/hello/"], options.duration, options.connections)
         warm = {}
         for name in WARM_PAGES:
@@ -426,6 +416,25 @@ def bench_warm(pages, env, options):
                       f"({share(run.rps, ceiling):.1%} of {ceiling:,.0f}), p95 {run.p95_ms:.1f} ms"
                       + (f", {run.errors} errors" if run.errors else ""), flush=True)
         return warm
+
+
+@contextlib.contextmanager
+def behind_varnish(env, name):
+    """Serve the app with gunicorn (the page cache on) and Varnish in front of it, both fresh;
+    yield (gunicorn's base URL, Varnish's, Varnish's working directory for varnishstat)."""
+    from tests import servers
+
+    port, varnish_port = free_port(), free_port()
+    log = Path(tempfile.gettempdir()) / f"alphanode-bench-gunicorn-{name}.log"
+    gunicorn = start_gunicorn(port, {**env, "PAGE_CACHE": "1"}, log)
+    varnish = None
+    tmpdir = Path(tempfile.mkdtemp(prefix=f"alphanode-bench-{name}-", dir="/tmp"))
+    try:
+        varnish = servers.start_varnish(tmpdir, varnish_port, port, probe_interval="2s")
+        servers.wait_for_http(f"http://127.0.0.1:{varnish_port}/healthz", varnish, "varnishd",
+                              tmpdir / "varnishd.log")
+        yield (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{varnish_port}",
+               tmpdir / "varnish")
     finally:
         if varnish is not None:
             stop(varnish)
@@ -440,6 +449,15 @@ HIT_RATIO_SAMPLE = 50_000
 HIT_RATIO_ARTICLES = 200_000  # the newest this many: older ones are drawn with weight ~0
 
 
+def varnish_counters(varnish_dir):
+    """(cache hits, cache misses) so far of the Varnish working in `varnish_dir`."""
+    output = subprocess.run(
+        ["varnishstat", "-1", "-n", str(varnish_dir), "-f", "MAIN.cache_hit",
+         "-f", "MAIN.cache_miss"], capture_output=True, text=True, check=True).stdout
+    values = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()}
+    return values["MAIN.cache_hit"], values["MAIN.cache_miss"]
+
+
 def bench_hit_ratio(env, options):
     """Serve articles drawn by Zipf's law through Varnish in front of a gunicorn with the page
     cache on, both cold at the start; return Varnish's hit ratio over two consecutive halves
@@ -447,37 +465,18 @@ def bench_hit_ratio(env, options):
     import random
 
     from posts.models import Post
-    from tests import servers
 
     slugs = list(Post.objects.published().order_by("-published_at", "-id")
                  .values_list("slug", flat=True)[:HIT_RATIO_ARTICLES])
     weights = [1 / rank for rank in range(1, len(slugs) + 1)]
     paths = [f"/posts/{slug}/" for slug in
              random.Random(7).choices(slugs, weights=weights, k=HIT_RATIO_SAMPLE)]
-    port, varnish_port = free_port(), free_port()
-    log = Path(tempfile.gettempdir()) / "alphanode-bench-gunicorn-hits.log"
-    gunicorn = start_gunicorn(port, {**env, "PAGE_CACHE": "1"}, log)
-    varnish = None
-    tmpdir = Path(tempfile.mkdtemp(prefix="alphanode-bench-hits-", dir="/tmp"))
-    try:
-        varnish = servers.start_varnish(tmpdir, varnish_port, port, probe_interval="2s")
-        servers.wait_for_http(f"http://127.0.0.1:{varnish_port}/healthz", varnish, "varnishd",
-                              tmpdir / "varnishd.log")
-
-        def counters():
-            output = subprocess.run(
-                ["varnishstat", "-1", "-n", str(tmpdir / "varnish"),
-                 "-f", "MAIN.cache_hit", "-f", "MAIN.cache_miss"],
-                capture_output=True, text=True, check=True).stdout
-            values = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()}
-            return values["MAIN.cache_hit"], values["MAIN.cache_miss"]
-
+    with behind_varnish(env, "hits") as (_, front, varnish_dir):
         halves = []
         for _ in range(2):
-            hits_before, misses_before = counters()
-            run = wrk(f"http://127.0.0.1:{varnish_port}", paths, options.duration * 2,
-                      options.connections)
-            hits, misses = counters()
+            hits_before, misses_before = varnish_counters(varnish_dir)
+            run = wrk(front, paths, options.duration * 2, options.connections)
+            hits, misses = varnish_counters(varnish_dir)
             hits, misses = hits - hits_before, misses - misses_before
             halves.append({"requests": run.requests, "rps": round(run.rps, 1),
                            "varnish_hits": hits, "varnish_misses": misses,
@@ -488,11 +487,6 @@ def bench_hit_ratio(env, options):
               f"addresses drawn): Varnish {halves[0]['hit_ratio']:.1%} from cold, "
               f"{halves[1]['hit_ratio']:.1%} after", flush=True)
         return result
-    finally:
-        if varnish is not None:
-            stop(varnish)
-        stop(gunicorn)
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def fetch_server_timing(url):

@@ -99,36 +99,27 @@ class App:
         self.log = Log(log)
 
 
-@pytest.fixture(scope="module")
-def app(primary, replica):
-    server = App(primary, replica, LENIENT, primary.tmpdir / "app.log")
-    try:
-        yield server
-    finally:
-        stop_process(server.process)
+def serving(extra, log_name):
+    """A module fixture: gunicorn on the primary and the replica, with `extra` settings."""
 
+    @pytest.fixture(scope="module")
+    def app(primary, replica):
+        server = App(primary, replica, extra, primary.tmpdir / log_name)
+        try:
+            yield server
+        finally:
+            stop_process(server.process)
 
-@pytest.fixture(scope="module")
-def strict_app(primary, replica):
-    server = App(primary, replica, STRICT, primary.tmpdir / "strict-app.log")
-    try:
-        yield server
-    finally:
-        stop_process(server.process)
+    return app
 
 
 # The page cache on; a replica may lag 2 s, so a change is refreshed again 2.5 s after it.
 CACHED = {"PAGE_CACHE": "1", "REPLICA_MAX_LAG_SECONDS": "2", "REPLICA_CHECK_TIMEOUT": "0.3"}
 SETTLE = 2 + 0.2 + 0.3  # REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS + _TIMEOUT
 
-
-@pytest.fixture(scope="module")
-def cached_app(primary, replica):
-    server = App(primary, replica, CACHED, primary.tmpdir / "cached-app.log")
-    try:
-        yield server
-    finally:
-        stop_process(server.process)
+app = serving(LENIENT, "app.log")
+strict_app = serving(STRICT, "strict-app.log")
+cached_app = serving(CACHED, "cached-app.log")
 
 
 @pytest.fixture(scope="module")
