@@ -99,12 +99,13 @@ def canonical_url(request):
 def environment(**options):
     env = Environment(**options)
     from posts import seo
+    from posts.cards import post_cards, search_cards
     from posts.filters import filter_bar
 
     env.globals.update(
         static=static, url=url, header_stacks=header_stacks, canonical_url=canonical_url,
         article_json_ld=seo.article_json_ld, first_image=seo.first_image,
-        filter_bar=filter_bar,
+        filter_bar=filter_bar, post_cards=post_cards, search_cards=search_cards,
     )
     env.filters.update(
         truncatechars=defaultfilters.truncatechars,
