@@ -59,6 +59,19 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
 
 
+def env_ints(name, default):
+    """Return the comma-separated whole numbers in environment variable `name`, as a tuple."""
+    items = env_list(name)
+    if not items:
+        return default
+    try:
+        return tuple(int(item) for item in items)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={os.environ[name]!r} is not a comma-separated list of whole numbers."
+        ) from None
+
+
 def env_float(name, default):
     """Return the number in environment variable `name`."""
     raw = os.environ.get(name)
@@ -403,9 +416,14 @@ SIMILAR_RAREST_TAGS = env_int("SIMILAR_RAREST_TAGS", 3)
 SIMILAR_CANDIDATES_PER_TAG = env_int("SIMILAR_CANDIDATES_PER_TAG", 10)
 # Search (posts/searching.py): only the newest this many matches of a query are ranked.
 SEARCH_WINDOW = env_int("SEARCH_WINDOW", 200)
-# ...found among the newest SEARCH_SCAN documents when the words are common enough, else from
-# the full-text index (docs/queries.md): the most documents a search reads one by one.
-SEARCH_SCAN = env_int("SEARCH_SCAN", 2000)
+# ...found band by band: the newest 2,000 published documents, then down to the newest 20,000,
+# then 200,000, then the rest, each band with its own full-text index (docs/queries.md).
+SEARCH_BANDS = env_ints("SEARCH_BANDS", (2_000, 20_000, 200_000))
+if len(SEARCH_BANDS) != 3 or not 0 < SEARCH_BANDS[0] < SEARCH_BANDS[1] < SEARCH_BANDS[2]:
+    raise ImproperlyConfigured(
+        f"SEARCH_BANDS={','.join(map(str, SEARCH_BANDS))}: expected three growing numbers of "
+        "posts, e.g. 2000,20000,200000 (the migrations made four bands' indexes)."
+    )
 # Feeds (posts/feeds.py) and sitemaps (posts/sitemaps.py, at most 50,000 URLs per file).
 FEED_SIZE = env_int("FEED_SIZE", 20)
 SITEMAP_SECTION_SIZE = env_int("SITEMAP_SECTION_SIZE", 50_000)

@@ -47,6 +47,7 @@ from posts.models import (
     Post,
     PostTag,
     PublicationStatus,
+    SearchBand,
     SearchDocument,
     Section,
     SimilarPost,
@@ -279,20 +280,45 @@ def refill_lists_holding(post_ids, *, lock=False) -> None:
 # Search documents.
 
 SEARCH_CONFIG = "english"
-# Title A, summary B, body (intro, sections in order, final notes) C; and the date the post is
-# listed under while it is published, as on its tag links.
+SEARCH_TABLE = SearchDocument._meta.db_table
+BAND_TABLE = SearchBand._meta.db_table
+BANDS = 4  # the migration 0010 made one full-text index per band
+
+# The band of a document listed at `{listed}`: the first whose start it is not before (each
+# band's start from the `band` CTE below; an empty band, NULL, takes nothing), the last band
+# for older ones, none while unlisted.
+BAND_OF = """CASE WHEN {listed} IS NULL THEN NULL
+            WHEN {listed} >= (SELECT since FROM band WHERE number = 1) THEN 1
+            WHEN {listed} >= (SELECT since FROM band WHERE number = 2) THEN 2
+            WHEN {listed} >= (SELECT since FROM band WHERE number = 3) THEN 3
+            ELSE 4 END"""
+
+# Title A, summary B, body (intro, sections in order, final notes) C; the post's filter values
+# as facets (posts/searching.py); the date the post is listed under while it is published, as
+# on its tag links; and that date's band. The band starts are read FOR SHARE: while
+# refresh_search_bands() moves them, this waits, so it never writes a band by old starts.
 SEARCH_DOCUMENTS_SQL = f"""
-INSERT INTO {SearchDocument._meta.db_table} (post_id, vector, listed_at)
-SELECT p.id,
-       setweight(to_tsvector('{SEARCH_CONFIG}', p.title), 'A')
-       || setweight(to_tsvector('{SEARCH_CONFIG}', p.summary), 'B')
-       || setweight(to_tsvector('{SEARCH_CONFIG}', concat_ws(' ', p.intro,
-              (SELECT string_agg(s.heading || ' ' || s.body, ' ' ORDER BY s.position)
-               FROM {Section._meta.db_table} s WHERE s.post_id = p.id),
-              p.final_notes)), 'C'),
-       CASE WHEN p.status = '{PublicationStatus.PUBLISHED.value}' THEN p.published_at END
-FROM {POST_TABLE} p WHERE p.id = ANY(%s)
-ON CONFLICT (post_id) DO UPDATE SET vector = EXCLUDED.vector, listed_at = EXCLUDED.listed_at
+WITH band AS MATERIALIZED (SELECT number, since FROM {BAND_TABLE} FOR SHARE),
+written AS (
+    SELECT p.id,
+           setweight(to_tsvector('{SEARCH_CONFIG}', p.title), 'A')
+           || setweight(to_tsvector('{SEARCH_CONFIG}', p.summary), 'B')
+           || setweight(to_tsvector('{SEARCH_CONFIG}', concat_ws(' ', p.intro,
+                  (SELECT string_agg(s.heading || ' ' || s.body, ' ' ORDER BY s.position)
+                   FROM {Section._meta.db_table} s WHERE s.post_id = p.id),
+                  p.final_notes)), 'C') AS vector,
+           array_to_tsvector(ARRAY(
+               SELECT DISTINCT 'tag ' || l.tag_id FROM {LINK_TABLE} l WHERE l.post_id = p.id
+           ) || ARRAY['difficulty ' || md5(p.difficulty),
+                      'language ' || md5(p.code_language)]) AS facets,
+           CASE WHEN p.status = '{PublicationStatus.PUBLISHED.value}' THEN p.published_at END
+               AS listed_at
+    FROM {POST_TABLE} p WHERE p.id = ANY(%s)
+)
+INSERT INTO {SEARCH_TABLE} (post_id, vector, facets, listed_at, band)
+SELECT id, vector, facets, listed_at, {BAND_OF.format(listed="listed_at")} FROM written
+ON CONFLICT (post_id) DO UPDATE SET vector = EXCLUDED.vector, facets = EXCLUDED.facets,
+    listed_at = EXCLUDED.listed_at, band = EXCLUDED.band
 """
 
 
@@ -302,6 +328,79 @@ def index_for_search(post_ids) -> None:
     if post_ids and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(SEARCH_DOCUMENTS_SQL, [post_ids])
+
+
+# Where each band starts: the date of its last document when the newest documents are cut
+# after settings.SEARCH_BANDS of them; with fewer documents than that, the oldest date (the
+# band holds all that is left); with none, NULL.
+BAND_STARTS_SQL = f"""
+SELECT COALESCE(
+    (SELECT listed_at FROM {SEARCH_TABLE} WHERE listed_at IS NOT NULL
+     ORDER BY listed_at DESC, post_id DESC OFFSET %(size)s - 1 LIMIT 1),
+    (SELECT listed_at FROM {SEARCH_TABLE} WHERE listed_at IS NOT NULL
+     ORDER BY listed_at, post_id LIMIT 1))
+"""
+# Give every document whose date lies between a band's old and new start its new band. The
+# others keep theirs: no start moved past them.
+REBAND_SQL = f"""
+WITH band AS MATERIALIZED (SELECT number, since FROM {BAND_TABLE}),
+moved AS (
+    SELECT d.post_id, {BAND_OF.format(listed="d.listed_at")} AS band
+    FROM {SEARCH_TABLE} d
+    WHERE d.listed_at IS NOT NULL AND ({{ranges}})
+)
+UPDATE {SEARCH_TABLE} d SET band = moved.band
+FROM moved
+WHERE d.post_id = moved.post_id AND d.band IS DISTINCT FROM moved.band
+"""
+
+
+@transaction.atomic
+def refresh_search_bands(full: bool = False) -> int:
+    """Move each band's start to where settings.SEARCH_BANDS puts it now, and the documents
+    between its old and new start to their new band (all documents with `full`); return how
+    many documents moved.
+
+    Writes of search documents wait meanwhile (they read the starts FOR SHARE), so every
+    document's band is always that of its date: what a search relies on to stop at the
+    newest band with enough matches. A band grows with the posts published into it until this
+    runs again, which costs searches time but never a wrong result.
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    SearchBand.objects.bulk_create(  # the migration made them; a flushed database has none
+        [SearchBand(number=number) for number in range(1, BANDS)], ignore_conflicts=True
+    )
+    old = dict(
+        SearchBand.objects.select_for_update().order_by("number").values_list("number", "since")
+    )
+    new = {}
+    with connection.cursor() as cursor:
+        for number, size in enumerate(settings.SEARCH_BANDS, start=1):
+            cursor.execute(BAND_STARTS_SQL, {"size": size})
+            new[number] = cursor.fetchone()[0]
+    for number, since in new.items():
+        SearchBand.objects.filter(number=number).update(since=since)
+    if full:
+        ranges = "true"
+        params = []
+    else:
+        # A band whose start did not move changes no document. NULL (an empty band) is later
+        # than any date.
+        changed = [(old[n], new[n]) for n in new if old[n] != new[n]]
+        if not changed:
+            return 0
+        ranges = " OR ".join(
+            "d.listed_at >= least(COALESCE(%s::timestamptz, 'infinity'), "
+            "COALESCE(%s::timestamptz, 'infinity')) "
+            "AND d.listed_at < greatest(COALESCE(%s::timestamptz, 'infinity'), "
+            "COALESCE(%s::timestamptz, 'infinity'))"
+            for _ in changed
+        )
+        params = [value for before, after in changed for value in (before, after, before, after)]
+    with connection.cursor() as cursor:
+        cursor.execute(REBAND_SQL.format(ranges=ranges), params)
+        return cursor.rowcount  # what searches find is the same: no page to refresh
 
 
 # Similar posts.
@@ -596,6 +695,7 @@ def recount_posts() -> None:
     full scans)."""
     sync_listed_at(PostTag.objects.all())
     sync_listed_at(SearchDocument.objects.all())
+    refresh_search_bands(full=True)  # the dates moved: so may every document's band
     take_lock()
     counts = (
         PostTag.objects.filter(tag_id=OuterRef("pk"), listed_at__isnull=False)

@@ -596,9 +596,15 @@ class SearchDocument(models.Model):
         db_constraint=False,
     )
     vector = SearchVectorField(null=True)
-    # The post's publication date while it is published, else NULL (as PostTag.listed_at):
-    # a search walks the newest documents without reading posts.
+    # What a search's filters match: one lexeme per tag ("tag 12"), and the post's difficulty
+    # and code language ("language " and the value's md5, so any text is one plain lexeme).
+    # Each has a space, which no word of a reader's query can have.
+    facets = SearchVectorField(null=True)
+    # The post's publication date while it is published, else NULL (as PostTag.listed_at).
     listed_at = models.DateTimeField(null=True)
+    # Which band of dates the document is in while published (SearchBand), else NULL. Each
+    # band has its own full-text index, so a search reads the newest band first.
+    band = models.PositiveSmallIntegerField(null=True)
 
     class Meta:
         indexes = [
@@ -610,6 +616,25 @@ class SearchDocument(models.Model):
 
     def __str__(self):
         return f"search document of post {self.post_id}"
+
+
+class SearchBand(models.Model):
+    """Where a band of search documents starts: band `number` holds the published documents
+    listed since `since` (and before the band above it starts); the last band, one more than
+    the rows here, holds the rest.
+
+    Bands are a date order of the documents cut in pieces of growing size (settings.SEARCH_BANDS),
+    each with its own full-text index, so that a search finds its newest matches in the newest
+    band alone whenever that has enough of them (posts/searching.py). `since` is NULL while the
+    band is empty. Moved by `refresh_search_bands`; every write reads it FOR SHARE, so no
+    document is ever given a band by boundaries that are being moved.
+    """
+
+    number = models.PositiveSmallIntegerField(primary_key=True)
+    since = models.DateTimeField(null=True)
+
+    def __str__(self):
+        return f"search band {self.number} since {self.since}"
 
 
 class ViewCountFold(models.Model):

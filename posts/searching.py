@@ -1,10 +1,11 @@
 """Full-text search of published posts: what /search/ reads.
 
 On PostgreSQL each post has a weighted search vector (posts.SearchDocument: title A, summary
-B, body C) and its listing date, kept current by every write path, with a GIN index and a date
-index. A search takes the newest SEARCH_WINDOW published posts matching the query and ranks
-only those (ts_rank), so a word found in a third of a million posts costs the same as a rare
-one: readers get the best of the newest matches, and the page says when there were more.
+B, body C), its filter values as facets, its listing date and that date's band, kept current
+by every write path, with a full-text index per band. A search takes the newest SEARCH_WINDOW
+published posts matching the query and the filters, band by band from the newest, and ranks
+only those (ts_rank), so a word found in a third of a million posts costs about what a rare
+one does: readers get the best of the newest matches, and the page says when there were more.
 Highlights (ts_headline) are made for the shown page only. One statement per page, planned
 for its words (docs/queries.md says why and what is not flat).
 
@@ -22,16 +23,16 @@ from django.db.models import Q
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from posts.derived import SEARCH_CONFIG
+from posts.derived import BANDS, SEARCH_CONFIG
 from posts.filters import Filters
 from posts.models import (
     CARD_FIELDS,
     Card,
     ListedTag,
     Post,
-    PostTag,
     PublicationStatus,
     SearchDocument,
+    Tag,
     TagRole,
     cards,
 )
@@ -94,90 +95,44 @@ def pages_of(matches: int, size: int) -> int:
 @functools.cache  # built once per process and shape of filters
 def _search_sql(filtered: tuple = (False,) * 4) -> str:
     """The search statement; `filtered` is Filters.signature()."""
-    from posts.reading import STACK_TAGS_SQL, _filter_tag
+    from posts.reading import STACK_TAGS_SQL
 
     columns = ", ".join(f"p.{connection.ops.quote_name(name)}" for name in CARD_FIELDS)
     # The query is written out where it is used (not a CTE) so that the planner sees its words
-    # and their frequency: see search().
+    # and their frequency.
     query = f"websearch_to_tsquery('{SEARCH_CONFIG}', %(q)s)"
-    has_stack, has_tool, has_difficulty, has_language = filtered
-    # Filters on the post's own columns read the post (by primary key) of each document seen;
-    # tag filters a (post, tag) probe.
-    join = f"JOIN {Post._meta.db_table} p ON p.id = d.post_id" if (
-        has_difficulty or has_language) else ""
-    checks = [check for check, used in (
-        ("p.difficulty = %(f_difficulty)s", has_difficulty),
-        ("p.code_language = %(f_language)s", has_language),
-        *((f"EXISTS (SELECT 1 FROM {PostTag._meta.db_table} o WHERE o.post_id = d.post_id "
-           f"AND o.tag_id = {_filter_tag(name)})", used)
-          for name, used in (("f_stack", has_stack), ("f_tool", has_tool))),
-    ) if used]
-    where = "".join(f" AND {check}" for check in checks)
+    facets = _facets_query(filtered)
+    matching = f"d.vector @@ {query}" + (f" AND d.facets @@ ({facets})" if facets else "")
     documents = SearchDocument._meta.db_table
-    newest = f"""(
-        SELECT post_id, listed_at, vector FROM {documents}
-        WHERE listed_at <= %(now)s
-        ORDER BY listed_at DESC, post_id DESC
-        LIMIT %(scan)s
-    )"""
-    older = f"""older AS MATERIALIZED (
-    -- Only when the word is rare (less than a window of matches among the newest documents):
-    -- every match from the GIN index, to be sorted by date below.
-    SELECT d.post_id, d.listed_at, d.vector
-    FROM {documents} d {join}
-    WHERE (SELECT count(*) FROM {{counted}}) <= %(window)s
-          AND d.vector @@ {query} AND d.listed_at <= %(now)s {where}
-),
-matches AS MATERIALIZED (
-    -- The newest matches, at most the window (+1, to tell that there were more).
-    SELECT * FROM recent WHERE (SELECT count(*) FROM {{counted}}) > %(window)s
-    UNION ALL
-    SELECT * FROM (
-        SELECT * FROM older ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s + 1
-    ) sorted
-),
-"""
-    if not checks:
-        # Matches among the newest SEARCH_SCAN published documents, newest first, stopping at
-        # a window's worth: a common word fills the window here, at any size. Only the
-        # documents are read (listed_at is their post's date while it is published).
-        return f"""
-WITH recent AS MATERIALIZED (
-    SELECT d.post_id, d.listed_at, d.vector
-    FROM {newest} d
-    WHERE d.vector @@ {query}
-    ORDER BY d.listed_at DESC, d.post_id DESC
-    LIMIT %(window)s + 1
-),
-{older.replace("{counted}", "recent")}{_ranked(columns, STACK_TAGS_SQL, query)}"""
-    # Filtered: the word's matches among the newest documents, then the filters on those. A
-    # common word stays there (a filtered search of it reads at most SEARCH_SCAN documents,
-    # and ranks those that pass); only a rare word goes to the GIN index, filtered.
+    # The matches of each band, newest band first; a band is read only while the bands before
+    # it have at most a window of matches (a one-time filter: otherwise it never runs). Every
+    # document of a band is newer than every document of the next, so once a window's worth
+    # (+1, to tell there were more) is found, the newest matches are among them.
+    bands = []
+    for band in range(1, BANDS + 1):
+        before = " + ".join(f"(SELECT count(*) FROM band{n})" for n in range(1, band))
+        gate = f"{before} <= %(window)s AND " if before else ""
+        bands.append(f"""band{band} AS MATERIALIZED (
+    SELECT d.post_id, d.listed_at FROM {documents} d
+    WHERE {gate}d.band = {band} AND {matching} AND d.listed_at <= %(now)s
+)""")
+    found = " UNION ALL ".join(f"SELECT * FROM band{band}" for band in range(1, BANDS + 1))
+    stages = ",\n".join(bands)
     return f"""
-WITH scanned AS MATERIALIZED (
-    SELECT d.post_id, d.listed_at, d.vector
-    FROM {newest} d
-    WHERE d.vector @@ {query}
+WITH {stages},
+matches AS MATERIALIZED (
+    SELECT * FROM ({found}) found
+    ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s + 1
 ),
-recent AS MATERIALIZED (
-    SELECT d.post_id, d.listed_at, d.vector
-    FROM scanned d {join}
-    WHERE true {where}
-    ORDER BY d.listed_at DESC, d.post_id DESC
-    LIMIT %(window)s + 1
-),
-{older.replace("{counted}", "scanned")}{_ranked(columns, STACK_TAGS_SQL, query)}"""
-
-
-def _ranked(columns: str, stack: str, query: str) -> str:
-    """The ranking of the window and the shown page: the same whichever way matches were found."""
-    return f"""ranked AS (
-    SELECT m.post_id, m.listed_at, ts_rank(m.vector, {query}) AS rank
+ranked AS (
+    -- The newest window of matches, ranked: their vectors are read here only.
+    SELECT m.post_id, m.listed_at, ts_rank(d.vector, {query}) AS rank
     FROM (SELECT * FROM matches ORDER BY listed_at DESC, post_id DESC LIMIT %(window)s) m
+    JOIN {documents} d ON d.post_id = m.post_id
     ORDER BY rank DESC, m.listed_at DESC, m.post_id DESC
     LIMIT %(limit)s OFFSET %(offset)s
 )
-SELECT {columns}, {stack},
+SELECT {columns}, {STACK_TAGS_SQL},
        ts_headline('{SEARCH_CONFIG}', p.summary, {query},
                    'StartSel={START}, StopSel={STOP}, MaxWords=45, MinWords=20, MaxFragments=0'),
        (SELECT count(*) FROM matches)
@@ -185,6 +140,27 @@ FROM ranked r
 JOIN {Post._meta.db_table} p ON p.id = r.post_id
 ORDER BY r.rank DESC, r.listed_at DESC, r.post_id DESC
 """
+
+
+# The filters as lexemes of the documents' facets (posts/derived.py writes them): a tag by
+# its id (an unknown address name gives NULL, which nothing matches), difficulty and language
+# by the md5 of their value.
+FACET_QUERIES = {
+    "f_stack": f"(SELECT ('''tag ' || id || '''')::tsquery FROM {Tag._meta.db_table} "
+               "WHERE slug = %(f_stack)s)",
+    "f_tool": f"(SELECT ('''tag ' || id || '''')::tsquery FROM {Tag._meta.db_table} "
+              "WHERE slug = %(f_tool)s)",
+    "f_difficulty": "('''difficulty ' || md5(%(f_difficulty)s) || '''')::tsquery",
+    "f_language": "('''language ' || md5(%(f_language)s) || '''')::tsquery",
+}
+
+
+def _facets_query(filtered: tuple) -> str:
+    """The tsquery that the facets of a document passing the filters set in `filtered`
+    (Filters.signature()) match; empty when none is set."""
+    return " && ".join(
+        FACET_QUERIES[name] for name, used in zip(FACET_QUERIES, filtered, strict=True) if used
+    )
 
 
 def _run_search(query: Query, now, filters: Filters, *, limit: int, offset: int) -> list[tuple]:
@@ -202,7 +178,6 @@ def _run_search(query: Query, now, filters: Filters, *, limit: int, offset: int)
         try:
             cursor.execute(_search_sql(filters.signature()), {
                 "q": query.text,
-                "scan": settings.SEARCH_SCAN,
                 "stack": TagRole.STACK.value,
                 "now": now,
                 "window": settings.SEARCH_WINDOW,

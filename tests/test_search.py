@@ -2,6 +2,7 @@
 
 import datetime
 import io
+import json
 
 import pytest
 from django.core.management import call_command
@@ -10,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from posts import derived, review
-from posts.models import Post, SearchDocument
+from posts.models import Post, SearchDocument, TagKind, TagRole
 from posts.searching import MAX_QUERY_LENGTH, clean_query
-from tests.factories import PostFactory, SectionFactory
+from tests.factories import PostFactory, PostTagFactory, SectionFactory, TagFactory
 from tests.test_admin import change_form_data, change_url
 
 pytestmark = pytest.mark.django_db
@@ -209,35 +210,169 @@ def test_a_missing_post_says_so(client):
     assert "No post has that address." in response.content.decode()
 
 
-def test_matches_older_than_the_newest_scanned_posts_are_found_too(client, settings):
-    # The newest SEARCH_SCAN posts are read one by one; fewer matches there than a window, and
-    # the rest come from the full-text index, newest first.
-    settings.SEARCH_SCAN, settings.SEARCH_WINDOW, settings.POSTS_PER_PAGE = 3, 4, 10
+# Bands (posts/derived.py refresh_search_bands, posts/searching.py): the newest SEARCH_BANDS
+# documents band by band, each with its own index. What a search finds must be what the
+# newest window of all matches is, wherever the bands' starts are and however stale.
+
+
+def newest_matches(posts, window):
+    """What search must rank: the newest `window` of `posts` (a list), newest first."""
+    return [post.title for post in sorted(
+        posts, key=lambda post: (post.published_at, post.pk), reverse=True)[:window]]
+
+
+def bands():
+    """Each published document's band, newest first."""
+    return list(SearchDocument.objects.filter(listed_at__isnull=False)
+                .order_by("-listed_at", "-post_id").values_list("band", flat=True))
+
+
+@pytest.fixture
+def corpus(settings):
+    """30 published posts an hour apart: every one says "notes", every 2nd "even", every 7th
+    "seventh", only the oldest "oldest"; difficulties cycle."""
+    settings.SEARCH_BANDS, settings.SEARCH_WINDOW, settings.POSTS_PER_PAGE = (3, 8, 15), 4, 10
     now = timezone.now()
-    for n in range(8):
-        PostFactory(title=f"{'osprey' if n in (0, 6, 7) else 'plain'} notes {n}",
-                    published_at=now - datetime.timedelta(hours=n))
-    assert sorted(titles(search(client, "osprey"))) == [
-        "osprey notes 0", "osprey notes 6", "osprey notes 7"]
+    posts = []
+    for n in range(30):
+        words = ["notes", "even" if n % 2 == 0 else "", "seventh" if n % 7 == 0 else "",
+                 "oldest" if n == 29 else ""]
+        posts.append(PostFactory(
+            title=f"{' '.join(word for word in words if word)} {n}",
+            difficulty=("beginner", "intermediate", "advanced")[n % 3],
+            published_at=now - datetime.timedelta(hours=n),
+        ))
+    return posts
 
-    # A word in every post: only the newest window (4) of its matches is ranked.
-    found = search(client, "notes").context["found"]
-    assert found.more and found.matches == 4
-    assert sorted(titles(search(client, "notes"))) == [
-        "osprey notes 0", "plain notes 1", "plain notes 2", "plain notes 3"]
+
+def test_refreshing_the_bands_cuts_the_newest_documents_by_size(corpus):
+    assert set(bands()) == {4}  # written before any refresh: the last band holds all
+
+    assert derived.refresh_search_bands() == 15  # the newest 15 moved into bands 1-3
+
+    assert bands() == [1] * 3 + [2] * 5 + [3] * 7 + [4] * 15
+    assert derived.refresh_search_bands() == 0  # nothing moved: nothing to write
+    assert derived.refresh_search_bands(full=True) == 0
 
 
-def test_a_filtered_search_of_a_common_word_stays_among_the_newest_posts(client, settings):
-    # Filters are tested on the word's matches among the newest SEARCH_SCAN posts; only a
-    # word rare there is looked up in the whole index (so a filter never makes a common
-    # word's search read all its matches).
-    settings.SEARCH_SCAN, settings.SEARCH_WINDOW = 4, 2
+def test_new_posts_take_their_dates_band_and_the_next_refresh_moves_the_rest(corpus, editor):
+    derived.refresh_search_bands()
+    newest = PostFactory(title="newest notes", published_at=timezone.now())
+    assert bands()[:4] == [1, 1, 1, 1]  # band 1 grew by the new post until the next refresh
+
+    assert derived.refresh_search_bands() == 3  # one document crossed each start
+    assert bands() == [1] * 3 + [2] * 5 + [3] * 7 + [4] * 16
+
+    review.unpublish_posts(Post.objects.filter(pk=newest.pk), editor)
+    assert SearchDocument.objects.get(post_id=newest.pk).band is None
+
+
+@pytest.mark.parametrize("refreshed", [False, True], ids=["one band", "four bands"])
+@pytest.mark.parametrize("word", ["notes", "even", "seventh", "oldest", "absent"])
+def test_the_newest_matches_are_found_whatever_band_they_are_in(client, corpus, refreshed, word):
+    if refreshed:
+        derived.refresh_search_bands()
+    matching = [post for post in corpus if word in post.title.split()]
+
+    found = search(client, word).context["found"]
+
+    assert sorted(result.card.title for result in found.results) == sorted(
+        newest_matches(matching, 4))
+    assert found.more == (len(matching) > 4)
+
+
+@pytest.mark.parametrize("word", ["notes", "even", "seventh"])
+def test_a_filtered_search_finds_the_newest_matches_that_pass(client, corpus, word):
+    derived.refresh_search_bands()
+    matching = [post for post in corpus
+                if word in post.title.split() and post.difficulty == "advanced"]
+
+    found = search(client, word, difficulty="advanced").context["found"]
+
+    assert sorted(result.card.title for result in found.results) == sorted(
+        newest_matches(matching, 4))
+
+
+def test_the_bands_stay_exact_while_stale(client, corpus):
+    derived.refresh_search_bands()
+    # Five new posts, and the oldest republished as the newest: band 1 now holds 9 documents
+    # until the next refresh, and the oldest post's document left band 4 for band 1.
     now = timezone.now()
-    for n in range(8):
-        PostFactory(title=f"{'gannet ' if n == 7 else ''}notes {n}",
-                    difficulty="advanced" if n in (1, 7) else "beginner",
-                    published_at=now - datetime.timedelta(hours=n))
+    for n in range(5):
+        PostFactory(title=f"seventh notes new {n}", published_at=now + datetime.timedelta(
+            minutes=n) - datetime.timedelta(hours=1, minutes=30))
+    Post.objects.filter(pk=corpus[29].pk).update(published_at=now)
+    derived.after_batch_write([corpus[29].pk], derived.contribution([corpus[29].pk]))
 
-    assert titles(search(client, "notes", difficulty="advanced")) == ["notes 1"]
-    assert titles(search(client, "gannet", difficulty="advanced")) == ["gannet notes 7"]
-    assert titles(search(client, "gannet", difficulty="beginner")) == []
+    assert SearchDocument.objects.get(post_id=corpus[29].pk).band == 1
+    assert bands().count(1) == 9
+    assert titles(search(client, "oldest")) == ["notes oldest 29"]
+    seventh = [post for post in Post.objects.all() if "seventh" in post.title.split()]
+    found = titles(search(client, "seventh"))
+    assert sorted(found) == sorted(newest_matches(seventh, 4))
+    assert "seventh notes new 4" in found and "notes even seventh 0" in found
+
+
+def test_a_filter_on_a_tag_finds_the_posts_carrying_it(client):
+    tagged = PostFactory(title="tagged kestrel", tag_count=0)
+    plain = PostFactory(title="plain kestrel", tag_count=0)
+    django_tag = TagFactory(kind=TagKind.STACK, name="Django")
+    pytest_tag = TagFactory(kind=TagKind.TOOL, name="pytest")
+    # Each link is a write of its post (PostTagFactory), which rewrites the post's facets.
+    PostTagFactory(post=tagged, tag=django_tag, role=TagRole.STACK)
+    PostTagFactory(post=tagged, tag=pytest_tag)
+    PostTagFactory(post=plain, tag=pytest_tag)
+
+    assert titles(search(client, "kestrel", stack=django_tag.slug)) == ["tagged kestrel"]
+    assert sorted(titles(search(client, "kestrel", tool=pytest_tag.slug))) == [
+        "plain kestrel", "tagged kestrel"]
+    assert titles(search(client, "kestrel", tool=pytest_tag.slug, stack=django_tag.slug)) == [
+        "tagged kestrel"]
+    assert titles(search(client, "kestrel", stack="no-such-tag")) == []
+
+
+def test_a_changed_difficulty_or_language_changes_what_a_filter_finds(client, editor):
+    post = PostFactory(title="about gannets", difficulty="beginner", code_language="python")
+    client.force_login(editor)
+    data = change_form_data(client, post)
+    data["difficulty"], data["code_language"] = ["advanced"], ["rust"]
+    assert client.post(change_url(post), data).status_code == 302
+    client.logout()
+
+    assert titles(search(client, "gannets", difficulty="advanced", language="rust")) == [
+        "about gannets"]
+    assert titles(search(client, "gannets", difficulty="beginner")) == []
+    assert titles(search(client, "gannets", language="python")) == []
+
+
+def band_scans(plan, band=None):
+    """(band, actual loops) of each read of posts_searchdocument in an EXPLAIN plan, by the
+    band CTE it is in."""
+    name = plan.get("Subplan Name", "")
+    if name.startswith("CTE band"):
+        band = int(name.removeprefix("CTE band"))
+    if band is not None and plan.get("Relation Name") == "posts_searchdocument":
+        yield band, plan["Actual Loops"]
+    for child in plan.get("Plans", []):
+        yield from band_scans(child, band)
+
+
+def test_a_common_word_reads_the_newest_band_only(corpus):
+    # The work bound: with a window's worth of matches in band 1, no other band is read at
+    # all (their one-time filter stops them); a word found in one post reads them all.
+    from posts.filters import Filters
+    from posts.searching import _search_sql
+
+    derived.refresh_search_bands()
+
+    def reads(word):
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + _search_sql(Filters().signature()),
+                           {"q": word, "now": timezone.now(), "window": 2, "limit": 10,
+                            "offset": 0, "stack": "stack"})
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return {band for band, loops in band_scans(plan[0]["Plan"]) if loops}
+
+    assert reads("notes") == {1}
+    assert reads("oldest") == {1, 2, 3, 4}

@@ -5,6 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from posts import derived
 from posts.generation import generate_records
 from posts.models import Post
 from posts.progress import Progress
@@ -58,6 +59,7 @@ class Command(BaseCommand):
             progress=progress.update if options["verbosity"] >= 1 else None,
         )
         progress.finish()
+        derived.refresh_search_bands()  # the new posts' dates may have moved the bands
         seconds = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from posts import derived
 from posts.importing import (
     FORMATS,
     IMPORTABLE_SUFFIXES,
@@ -115,6 +116,8 @@ class Command(BaseCommand):
                     f"written. Before it: {importer.report.summary()}."
                 ) from None
         progress.finish()
+        if not dry_run and (report.created or report.updated):
+            derived.refresh_search_bands()  # the new posts' dates may have moved the bands
         prefix = "Dry run, nothing written: " if dry_run else ""
         self.stdout.write(f"{prefix}{report.summary()}")
         if report.rejected:
