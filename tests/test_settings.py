@@ -105,6 +105,18 @@ def test_configuration_errors_are_a_message_not_a_traceback():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("raw", "message"), [
+    ("2000,20000", "expected three growing numbers"),
+    ("2000,200,20000", "expected three growing numbers"),
+    ("2000,many,3", "is not a comma-separated list of whole numbers"),
+])
+def test_search_bands_must_be_three_growing_numbers(raw, message):
+    assert settings_value("SEARCH_BANDS", {"DEBUG": "1", "SEARCH_BANDS": " 10, 20 ,30 "}) == (
+        "(10, 20, 30)")
+    result = run_python("import django; django.setup()", {"DEBUG": "1", "SEARCH_BANDS": raw})
+    assert result.returncode != 0 and message in result.stderr
+
+
 def test_database_and_redis_urls_select_postgres_pool_and_redis():
     assert settings_value("DATABASES['default']['OPTIONS']['pool']['max_size']", PRODUCTION_ENV)
     assert settings_value("DATABASES['default']['CONN_MAX_AGE']", PRODUCTION_ENV) == "0"
@@ -135,7 +147,7 @@ def test_security_headers_are_sent(client, db):
 def test_every_variable_is_in_the_readme_and_env_example():
     settings_source = (ROOT / "alphanode" / "settings.py").read_text()
     variables = set(
-        re.findall(r'env_(?:bool|str|int|float|list|choice)\("([A-Z_]+)"', settings_source)
+        re.findall(r'env_(?:bool|str|int|ints|float|list|choice)\("([A-Z_]+)"', settings_source)
     )
     readme = (ROOT / "README.md").read_text()
     example = (ROOT / ".env.example").read_text()
