@@ -215,6 +215,11 @@ def database_from_url(url):
             # database away): seconds a reader waits, so a few.
             "timeout": env_float("DATABASE_POOL_TIMEOUT", 3),
         }
+        # No JIT compilation: PostgreSQL compiles a statement whose estimated cost is high,
+        # which takes tens of milliseconds, and the site's statements run in about one. Search
+        # is estimated for its older bands, which it rarely reads: 33 ms of JIT for a search
+        # that ran in 9 ms at a million posts (docs/queries.md).
+        options["options"] = " ".join(filter(None, [options.get("options"), "-c jit=off"]))
         if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
             # Planning a page's query took longer than running it (1.3 ms against 0.7 ms for
             # the article): a statement run 5 times on a pooled connection is prepared there
