@@ -7,7 +7,9 @@
   contribute after it is added.
 - Similar posts (`SimilarPost`): each post's best few by the sum of the rarity weights of the
   tags both carry (docs/queries.md explains the rule), ties broken by newest.
-- Search documents (`SearchDocument`, PostgreSQL): each post's weighted full-text vector.
+- Search documents (`SearchDocument`, PostgreSQL): each post's weighted full-text vector, its
+  filter values as facets, and the band of its date (`refresh_search_bands()` moves the
+  bands' starts; docs/queries.md, "Search").
 
 Imports and the generator call `after_batch_write()` from the same transaction as the batch;
 the admin and the review actions call `posts_changed()` (which queues the refill of other
@@ -295,10 +297,9 @@ BAND_OF = """CASE WHEN {listed} IS NULL THEN NULL
 
 # Title A, summary B, body (intro, sections in order, final notes) C; the post's filter values
 # as facets (posts/searching.py); the date the post is listed under while it is published, as
-# on its tag links; and that date's band. The band starts are read FOR SHARE: while
-# refresh_search_bands() moves them, this waits, so it never writes a band by old starts.
+# on its tag links; and that date's band by the starts LOCK_BANDS_SQL has locked.
 SEARCH_DOCUMENTS_SQL = f"""
-WITH band AS MATERIALIZED (SELECT number, since FROM {BAND_TABLE} FOR SHARE),
+WITH band AS MATERIALIZED (SELECT number, since FROM {BAND_TABLE}),
 written AS (
     SELECT p.id,
            setweight(to_tsvector('{SEARCH_CONFIG}', p.title), 'A')
@@ -322,10 +323,24 @@ ON CONFLICT (post_id) DO UPDATE SET vector = EXCLUDED.vector, facets = EXCLUDED.
 """
 
 
+# The band starts, locked until the transaction ends: FOR SHARE by writers of documents, so
+# that refresh_search_bands() (FOR UPDATE) never moves them while a write gives bands by them;
+# always first, before any document row is locked, and in one order, so that neither side
+# can hold what the other waits for.
+LOCK_BANDS_SQL = f"SELECT number FROM {BAND_TABLE} ORDER BY number FOR {{mode}}"
+
+
+def lock_bands(mode: str = "SHARE") -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_BANDS_SQL.format(mode=mode))
+
+
 def index_for_search(post_ids) -> None:
-    """Write the search documents of `post_ids` from their text (1 statement, PostgreSQL)."""
+    """Write the search documents of `post_ids` from their text (2 statements, PostgreSQL:
+    the band starts locked, then the documents)."""
     post_ids = list(post_ids)
     if post_ids and connection.vendor == "postgresql":
+        lock_bands()
         with connection.cursor() as cursor:
             cursor.execute(SEARCH_DOCUMENTS_SQL, [post_ids])
 
@@ -355,33 +370,45 @@ WHERE d.post_id = moved.post_id AND d.band IS DISTINCT FROM moved.band
 """
 
 
+FULL_BATCH = 5000  # documents written per statement by refresh_search_bands(full=True)
+
+
 @transaction.atomic
 def refresh_search_bands(full: bool = False) -> int:
     """Move each band's start to where settings.SEARCH_BANDS puts it now, and the documents
     between its old and new start to their new band (all documents with `full`); return how
     many documents moved.
 
-    Writes of search documents wait meanwhile (they read the starts FOR SHARE), so every
-    document's band is always that of its date: what a search relies on to stop at the
-    newest band with enough matches. A band grows with the posts published into it until this
-    runs again, which costs searches time but never a wrong result.
+    Writes of search documents wait while the starts move (they lock them FOR SHARE, this FOR
+    UPDATE), so every document's band is always that of its date: what a search relies on to
+    stop at the newest band with enough matches. The new starts are found before the lock
+    (about 1 s at a million posts), so writes wait only for the documents' move. A band grows
+    with the posts published into it until this runs again, which costs searches time but
+    never a wrong result.
+
+    `full` also writes again the documents without facets (written by code older than
+    migration 0010 while it ran) and gives every document its band.
     """
     if connection.vendor != "postgresql":
         return 0
     SearchBand.objects.bulk_create(  # the migration made them; a flushed database has none
         [SearchBand(number=number) for number in range(1, BANDS)], ignore_conflicts=True
     )
-    old = dict(
-        SearchBand.objects.select_for_update().order_by("number").values_list("number", "since")
-    )
     new = {}
     with connection.cursor() as cursor:
         for number, size in enumerate(settings.SEARCH_BANDS, start=1):
             cursor.execute(BAND_STARTS_SQL, {"size": size})
             new[number] = cursor.fetchone()[0]
+    lock_bands("UPDATE")
+    old = dict(SearchBand.objects.values_list("number", "since"))
     for number, since in new.items():
         SearchBand.objects.filter(number=number).update(since=since)
     if full:
+        unfaceted = list(
+            SearchDocument.objects.filter(facets__isnull=True).values_list("post_id", flat=True)
+        )
+        for start in range(0, len(unfaceted), FULL_BATCH):
+            index_for_search(unfaceted[start : start + FULL_BATCH])
         ranges = "true"
         params = []
     else:
@@ -694,6 +721,8 @@ def recount_posts() -> None:
     """Recompute every listing date, tag count and the total from the posts (a repair tool:
     full scans)."""
     sync_listed_at(PostTag.objects.all())
+    if connection.vendor == "postgresql":
+        lock_bands("UPDATE")  # before the documents' rows, as refresh_search_bands() takes them
     sync_listed_at(SearchDocument.objects.all())
     refresh_search_bands(full=True)  # the dates moved: so may every document's band
     take_lock()

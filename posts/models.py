@@ -584,8 +584,9 @@ class SearchDocument(models.Model):
 
     A table of its own rather than a column of Post, so that no query of posts ever reads
     vectors of several kilobytes; kept current by every write path with the other derived
-    data (posts/derived.py), set-based. Its GIN index is made by migration 0007 on PostgreSQL
-    only; the SQLite default searches titles and summaries directly (posts/searching.py).
+    data (posts/derived.py), set-based. Its full-text indexes, one per band over the vector
+    and the facets, are made by migration 0010 on PostgreSQL only; the SQLite default searches
+    titles and summaries directly (posts/searching.py).
     """
 
     # Derived rows, like SimilarPost's: no foreign-key constraint for imports to check per
@@ -626,8 +627,9 @@ class SearchBand(models.Model):
     Bands are a date order of the documents cut in pieces of growing size (settings.SEARCH_BANDS),
     each with its own full-text index, so that a search finds its newest matches in the newest
     band alone whenever that has enough of them (posts/searching.py). `since` is NULL while the
-    band is empty. Moved by `refresh_search_bands`; every write reads it FOR SHARE, so no
-    document is ever given a band by boundaries that are being moved.
+    band is empty. Moved by `refresh_search_bands` (locking these rows FOR UPDATE); every write
+    of documents locks them FOR SHARE first, so no document is ever given a band by starts
+    that are being moved.
     """
 
     number = models.PositiveSmallIntegerField(primary_key=True)

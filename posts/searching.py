@@ -15,7 +15,7 @@ The SQLite default searches titles and summaries for the words, newest first.
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from django.conf import settings
 from django.db import connection, connections, router
@@ -145,7 +145,7 @@ ORDER BY r.rank DESC, r.listed_at DESC, r.post_id DESC
 # The filters as lexemes of the documents' facets (posts/derived.py writes them): a tag by
 # its id (an unknown address name gives NULL, which nothing matches), difficulty and language
 # by the md5 of their value.
-FACET_QUERIES = {
+FACET_QUERIES = {  # by the parameter of each Filters field
     "f_stack": f"(SELECT ('''tag ' || id || '''')::tsquery FROM {Tag._meta.db_table} "
                "WHERE slug = %(f_stack)s)",
     "f_tool": f"(SELECT ('''tag ' || id || '''')::tsquery FROM {Tag._meta.db_table} "
@@ -158,8 +158,9 @@ FACET_QUERIES = {
 def _facets_query(filtered: tuple) -> str:
     """The tsquery that the facets of a document passing the filters set in `filtered`
     (Filters.signature()) match; empty when none is set."""
+    names = [f"f_{field.name}" for field in fields(Filters)]  # Filters.signature()'s order
     return " && ".join(
-        FACET_QUERIES[name] for name, used in zip(FACET_QUERIES, filtered, strict=True) if used
+        FACET_QUERIES[name] for name, used in zip(names, filtered, strict=True) if used
     )
 
 
