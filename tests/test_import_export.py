@@ -337,13 +337,14 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
 # COPY into it, upsert from it, clear it), 3 tags
 # (select ids; insert the missing ones and select theirs), 4 COPY of revisions, tag links,
 # sections, figures, then the derived data (posts/derived.py): 2 the batch's counts (per tag,
-# total), 3 similar lists (rank, clear, store), 1 search documents, 2 lock (deferred checks
+# total), 3 similar lists (rank, clear, store), 2 search documents (the band starts locked,
+# then the documents), 2 lock (deferred checks
 # first), 2 move tag counts and the total, 2 enter other lists and trim them. For updated
 # posts only, 2 what
 # they counted for before, 1 UPDATE keeping reviewers' flags and 4 deletes of their old
 # children. Clashing slugs are looked up
 # only on a refusal.
-QUERIES_CREATING = 2 + 1 + 1 + 2 + 4 + 3 + 4 + 2 + 3 + 1 + 2 + 2 + 2
+QUERIES_CREATING = 2 + 1 + 1 + 2 + 4 + 3 + 4 + 2 + 3 + 2 + 2 + 2 + 2
 QUERIES_UPDATING = QUERIES_CREATING + 2 + 1 + 4
 
 
