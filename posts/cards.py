@@ -15,7 +15,7 @@ from django.utils import timezone
 from markupsafe import Markup, escape
 
 from alphanode.jinja2 import truncatewords
-from posts.models import _url_pattern
+from posts.models import url_pattern
 
 SUMMARY_WORDS = 40  # a card's summary is cut to this many words on home and tag pages
 
@@ -32,8 +32,8 @@ def search_cards(results) -> Markup:
 
 def _items(cards_and_summaries) -> Markup:
     prefix = get_script_prefix()
-    post_url = _url_pattern("posts:detail", prefix)
-    tag_url = _url_pattern("posts:tag", prefix)
+    post_url = url_pattern("posts:detail", prefix)
+    tag_url = url_pattern("posts:tag", prefix)
     zone = timezone.get_current_timezone()
     items = []
     for card, summary in cards_and_summaries:

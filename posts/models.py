@@ -267,7 +267,8 @@ def cards(rows) -> list[Card]:
 
 
 @functools.cache
-def _url_pattern(name, script_prefix):
+def url_pattern(name, script_prefix):
+    """The URL of slug pattern `name` under `script_prefix`, with "{}" for the slug."""
     return reverse(name, kwargs={"slug": "__slug__"}).replace("__slug__", "{}")
 
 
@@ -278,7 +279,7 @@ def url_for(name, slug):
     print dozens of URLs, and reverse() is the larger part of their rendering time. Slugs are
     URL-safe by construction (SlugField).
     """
-    return _url_pattern(name, get_script_prefix()).format(slug)
+    return url_pattern(name, get_script_prefix()).format(slug)
 
 
 class PostTagQuerySet(models.QuerySet):
