@@ -2,6 +2,7 @@
 
 import datetime
 import io
+import itertools
 import json
 
 import pytest
@@ -253,6 +254,24 @@ def test_refreshing_the_bands_cuts_the_newest_documents_by_size(corpus):
     assert bands() == [1] * 3 + [2] * 5 + [3] * 7 + [4] * 15
     assert derived.refresh_search_bands() == 0  # nothing moved: nothing to write
     assert derived.refresh_search_bands(full=True) == 0
+
+
+def test_a_refresh_writes_each_bands_documents_together(settings):
+    # A search visits a heap page per match: a band's documents written among the other bands'
+    # would cost it a page each. Posts written in an order unrelated to their dates, as an
+    # import writes them, all moved by one refresh.
+    settings.SEARCH_BANDS = (3, 8, 15)
+    now = timezone.now()
+    for n in range(30):
+        PostFactory(title=f"notes {n}", published_at=now - datetime.timedelta(hours=n * 7 % 30))
+
+    assert derived.refresh_search_bands() == 15
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT band FROM {SearchDocument._meta.db_table} WHERE band < 4 "
+                       "ORDER BY ctid")
+        in_table_order = [band for (band,) in cursor.fetchall()]
+    assert [band for band, _ in itertools.groupby(in_table_order)] == [1, 2, 3]
 
 
 def test_new_posts_take_their_dates_band_and_the_next_refresh_moves_the_rest(corpus, editor):
