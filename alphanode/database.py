@@ -4,7 +4,7 @@ per outage (not a traceback per request), and the connection pools closed at exi
 PostgreSQL restarting or stopping shows up in a request as django.db.OperationalError (a
 refused connection, a connection the server terminated, or psycopg_pool.PoolTimeout after
 DATABASE_POOL_TIMEOUT seconds) or InterfaceError (a connection already closed). The pool
-checks each connection before handing it out (CONN_HEALTH_CHECKS, settings.py), so a restart
+checks each connection before handing it out (alphanode/pool.py), so a restart
 while the app idles costs no request; while the server is down, alphanode.health answers 503.
 """
 

@@ -206,8 +206,9 @@ def database_from_url(url):
         from alphanode.pool import check_connection
 
         options["pool"] = {
-            # Each connection is tested before a request gets it, so one that a PostgreSQL
-            # restart closed is replaced rather than failing the request (alphanode/pool.py).
+            # Each connection is tested before a request gets it, without a round trip, so one
+            # that a PostgreSQL restart closed is replaced rather than failing the request
+            # (alphanode/pool.py).
             "check": check_connection,
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
