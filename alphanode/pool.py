@@ -6,8 +6,9 @@ statement. A connection that PostgreSQL closed (a restart, pg_terminate_backend,
 backend) has something to read on its socket while it idles in the pool: the server's
 "terminating connection" error, or the end of the stream. So the check polls the socket first
 (no round trip) and runs psycopg's check only when something arrived. A connection whose server
-vanished without closing it (a host lost with no TCP reset) passes; its first query then fails
-or waits as it would have in psycopg's check.
+vanished without a word (a host lost with no TCP reset) passes: its request's first query then
+fails (a 503, alphanode/database.py) where psycopg's check would have failed inside the pool
+and handed out another connection, or waits for TCP's time-out as that check would have.
 
 On a dead connection, psycopg's pool tries the next idle one after a back-off of 1 s, then 2 s,
 ...: after a restart all of them are dead, so with three in the pool the first request waited
@@ -22,9 +23,9 @@ from psycopg_pool import ConnectionPool
 
 
 def check_connection(connection):
-    if not has_input(connection):
-        return  # nothing came from the server while the connection idled: it is still open
     try:
+        if not has_input(connection):
+            return  # nothing arrived from the server while the connection idled
         ConnectionPool.check_connection(connection)
     except Exception:
         connection._pool.check()  # the pool this connection belongs to (set by psycopg_pool)

@@ -10,8 +10,8 @@ helpers cannot tell the two apart; the tests run both and compare (tests/test_pa
 
 A list page (list_page) reads one keyset page of cards with each card's stack tag ids, the
 page's distinct stack tags once, and the list's stored total or its tag, in one statement; the
-ORM path
-(PostQuerySet.for_listing() and cards()) takes two, and one more for the total or the tag.
+ORM path (PostQuerySet.for_listing() and cards()) takes two, and one more for the total or the
+tag.
 
 Other databases (the SQLite default) use the ORM paths, which are also the tests' reference.
 """
