@@ -267,8 +267,9 @@ def _seek(date: str, pk: str, direction: str) -> str:
 HEAD_SQL = {
     False: f"SELECT COALESCE((SELECT value FROM {Counter._meta.db_table} "
            f"WHERE name = %(counter)s), 0) AS total",
-    True: f"SELECT {_columns('t', TAG_COLUMNS)} FROM {Tag._meta.db_table} t "
-          f"WHERE t.slug = %(slug)s",
+    # Named apart from the cards' columns (read by position, not by name).
+    True: "SELECT " + ", ".join(f"t.{name} AS tag_{name}" for name in TAG_COLUMNS)
+          + f" FROM {Tag._meta.db_table} t WHERE t.slug = %(slug)s",
 }
 
 
@@ -282,8 +283,8 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -
     order = "DESC" if direction == OLDER else "ASC"
     has_stack, has_tool, has_difficulty, has_language = filtered
     # The tags the posts must carry: the tag page's own, then the filters'.
-    tags = [_filter_tag(name) for name, used in (
-        ("slug", of_tag), ("f_stack", has_stack), ("f_tool", has_tool)) if used]
+    tags = [tag for tag, used in (("head.tag_id", of_tag), (_filter_tag("f_stack"), has_stack),
+                                  (_filter_tag("f_tool"), has_tool)) if used]
     conditions = [condition for condition, used in (
         ("p.difficulty = %(f_difficulty)s", has_difficulty),
         ("p.code_language = %(f_language)s", has_language),
@@ -345,14 +346,20 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -
     LIMIT %(limit)s OFFSET %(offset)s"""
     # One row per card after the head's columns, the first also with the page's stack tags; a
     # head without cards is one row whose card columns are NULL, and no row at all means no
-    # such tag.
+    # such tag. The cards are a LATERAL subquery of the head (the tag page's tag id comes from
+    # it): a parameter from an outer row keeps PostgreSQL from planning them in parallel,
+    # whose workers took 20 ms to start for a statement that runs in 0.5 ms (a tag page
+    # filtered by a tool at a million posts, when the cards were a CTE of their own).
     first = f"row_number() OVER (ORDER BY card.published_at {order}, card.id {order}) = 1"
     return f"""
-WITH card AS ({cards_sql}
+WITH card AS (
+    SELECT head.*, card.*
+    FROM ({HEAD_SQL[of_tag]}) head
+    LEFT JOIN LATERAL ({cards_sql}
+    ) card ON true
 )
-SELECT head.*, card.*, CASE WHEN {first} THEN {PAGE_TAGS_SQL} END AS page_tags
-FROM ({HEAD_SQL[of_tag]}) head
-LEFT JOIN card ON true
+SELECT card.*, CASE WHEN {first} THEN {PAGE_TAGS_SQL} END AS page_tags
+FROM card
 ORDER BY card.published_at {order}, card.id {order}
 """
 
