@@ -1,14 +1,14 @@
 """The check psycopg's connection pool runs on a connection before handing it out (settings.py).
 
 psycopg's own check is an empty query: a round trip to PostgreSQL before every request's first
-query, which on a list page doubled the round trips and cost more CPU than the page's own
-statement. A connection that PostgreSQL closed (a restart, pg_terminate_backend, a crashed
-backend) has something to read on its socket while it idles in the pool: the server's
-"terminating connection" error, or the end of the stream. So the check polls the socket first
-(no round trip) and runs psycopg's check only when something arrived. A connection whose server
-vanished without a word (a host lost with no TCP reset) passes: its request's first query then
-fails (a 503, alphanode/database.py) where psycopg's check would have failed inside the pool
-and handed out another connection, or waits for TCP's time-out as that check would have.
+query, so a list page (one statement) made two. A connection that PostgreSQL closed (a restart,
+pg_terminate_backend, a crashed backend) has something to read on its socket while it idles in
+the pool: the server's "terminating connection" error, or the end of the stream. So the check
+polls the socket first (no round trip) and runs psycopg's check only when something arrived. A
+connection whose server vanished without a word (a host lost with no TCP reset) passes: its
+request's first query then fails (a 503, alphanode/database.py) where psycopg's check would have
+failed inside the pool and handed out another connection, or waits for TCP's time-out as that
+check would have.
 
 On a dead connection, psycopg's pool tries the next idle one after a back-off of 1 s, then 2 s,
 ...: after a restart all of them are dead, so with three in the pool the first request waited
