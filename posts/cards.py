@@ -3,7 +3,8 @@
 A list page shows 20 cards and was spending most of its rendering time on them: the macro took
 0.61 ms of process time for 20 cards, this 0.31 ms (/tmp script, 20 cards of 3 stack tags).
 The URLs' pattern, the script prefix and the time zone are looked up once per list rather
-than once per card. Every value is escaped; the summary given by a search is markup already
+than once per card, and each distinct stack tag's link is made once per list (0.28 -> 0.20 ms
+for 20 cards of the home page, thread time, median of 7 x 2,000 calls). Every value is escaped; the summary given by a search is markup already
 made safe (ts_headline's text, escaped, with its <mark> elements).
 
 Templates call `post_cards(page.object_list)` (home and tag pages) and
@@ -35,6 +36,7 @@ def _items(cards_and_summaries) -> Markup:
     post_url = url_pattern("posts:detail", prefix)
     tag_url = url_pattern("posts:tag", prefix)
     zone = timezone.get_current_timezone()
+    tag_items = {}  # each distinct tag's <li>, made once per list: cards share their stacks
     items = []
     for card, summary in cards_and_summaries:
         published = card.published_at.astimezone(zone)
@@ -43,11 +45,15 @@ def _items(cards_and_summaries) -> Markup:
             meta += f" · {escape(card.code_language)}"
         tags = ""
         if card.stack_tags:
-            links = "".join(
-                f'<li><a href="{escape(tag_url.format(tag.slug))}">{escape(tag.name)}</a></li>'
-                for tag in card.stack_tags
-            )
-            tags = f'\n    <ul class="tag-list" aria-label="stack">{links}</ul>'
+            links = []
+            for tag in card.stack_tags:
+                link = tag_items.get(tag.slug)
+                if link is None:
+                    link = tag_items[tag.slug] = (
+                        f'<li><a href="{escape(tag_url.format(tag.slug))}">{escape(tag.name)}</a></li>'
+                    )
+                links.append(link)
+            tags = f'\n    <ul class="tag-list" aria-label="stack">{"".join(links)}</ul>'
         items.append(f"""<li>
   <article class="post-card">
     <h2><a href="{escape(post_url.format(card.slug))}">{escape(card.title)}</a></h2>
