@@ -104,6 +104,10 @@ class Tag(models.Model):
     def get_absolute_url(self):
         return url_for("posts:tag", self.slug)
 
+    def get_feed_url(self):
+        """The address of the tag's Atom feed."""
+        return url_for("posts:tag_feed", self.slug)
+
 
 class PostQuerySet(models.QuerySet):
     def published(self):

@@ -64,9 +64,25 @@ def _columns(alias, names):
     return ", ".join(f"{alias}.{connection.ops.quote_name(name)}" for name in names)
 
 
+def _constant(value: str) -> str:
+    """One of our own enum values as an SQL string literal, written into a statement.
+
+    Passed as a parameter, a constant is an unknown value to the generic plan of a prepared
+    statement, which then looks costlier than planning each execution with the values: the
+    list pages were planned again on every request (see _list_sql).
+    """
+    if not value.isidentifier():
+        raise ValueError(f"{value!r} is not a plain name; pass it as a parameter")
+    return f"'{value}'"
+
+
+PUBLISHED = _constant(PublicationStatus.PUBLISHED.value)
+STACK = _constant(TagRole.STACK.value)
+
+
 def _published(alias: str) -> str:
     """What readers may see, as PostQuerySet.published(): published, its date come."""
-    return f"{alias}.status = %(published)s AND {alias}.published_at <= %(now)s"
+    return f"{alias}.status = {PUBLISHED} AND {alias}.published_at <= %(now)s"
 
 
 @functools.cache  # built once per process
@@ -111,7 +127,6 @@ def article(slug: str, *, readers_only: bool, similar: int, now) -> tuple[Post, 
     """
     params = {
         "slug": slug,
-        "published": PublicationStatus.PUBLISHED.value,
         "now": now,
         "similar": similar,
     }
@@ -233,7 +248,7 @@ STACK_TAGS_SQL = f"""(
         ORDER BY l.position
     )
     FROM {PostTag._meta.db_table} l
-    WHERE l.post_id = p.id AND l.role = %(stack)s
+    WHERE l.post_id = p.id AND l.role = {STACK}
 )"""
 
 
@@ -242,7 +257,7 @@ STACK_TAGS_SQL = f"""(
 # page of 21 cards that was 63 primary-key lookups, two thirds of the page's buffers.
 STACK_IDS_SQL = f"""ARRAY(
     SELECT l.tag_id FROM {PostTag._meta.db_table} l
-    WHERE l.post_id = p.id AND l.role = %(stack)s ORDER BY l.position
+    WHERE l.post_id = p.id AND l.role = {STACK} ORDER BY l.position
 )"""
 
 # The distinct stack tags of the cards in the CTE `card`, as [[id, name, slug], ...].
@@ -267,7 +282,7 @@ def _seek(date: str, pk: str, direction: str) -> str:
 # stored total of published posts (home), or the tag with its stored count (a tag page).
 HEAD_SQL = {
     False: f"SELECT COALESCE((SELECT value FROM {Counter._meta.db_table} "
-           f"WHERE name = %(counter)s), 0) AS total",
+           f"WHERE name = {_constant(Counter.LISTED_POSTS)}), 0) AS total",
     # Named apart from the cards' columns (read by position, not by name).
     True: "SELECT " + ", ".join(f"t.{name} AS tag_{name}" for name in TAG_COLUMNS)
           + f" FROM {Tag._meta.db_table} t WHERE t.slug = %(slug)s",
@@ -279,9 +294,22 @@ def _filter_tag(name: str) -> str:
 
 
 @functools.cache  # built once per process and shape
-def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -> str:
-    """The statement of a list page: see list_page(). `filtered` is Filters.signature()."""
+def _list_sql(
+    direction: str, has_cursor: bool, of_tag: bool, filtered: tuple, limit: int | None,
+) -> str:
+    """The statement of a list page: see list_page(). `filtered` is Filters.signature().
+
+    A page from its cursor (`limit` given) has its LIMIT written into the statement; only an
+    old ?page=N link, which skips rows, passes %(limit)s and %(offset)s. A LIMIT that is a
+    parameter is a tenth of the rows to PostgreSQL's generic plan, which then looks costlier
+    than planning each execution, so every list page was planned again: at a million posts
+    1.0 -> 0.65 ms per home statement (docs/queries.md).
+    """
     order = "DESC" if direction == OLDER else "ASC"
+    if limit is None:
+        links, window = "%(links)s", "LIMIT %(limit)s OFFSET %(offset)s"
+    else:
+        links, window = int(limit), f"LIMIT {int(limit)}"
     has_stack, has_tool, has_difficulty, has_language = filtered
     # The tags the posts must carry: the tag page's own, then the filters'.
     tags = [tag for tag, used in (("head.tag_id", of_tag), (_filter_tag("f_stack"), has_stack),
@@ -305,11 +333,11 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -
                   WHERE l.tag_id = {tags[0]} AND l.listed_at <= %(now)s
                         {_seek("l.listed_at", "l.post_id", direction) if has_cursor else ""}
                   ORDER BY l.listed_at {order}, l.post_id {order}
-                  LIMIT %(links)s
+                  LIMIT {links}
               ) links
           )
     ORDER BY p.published_at {order}, p.id {order}
-    LIMIT %(limit)s OFFSET %(offset)s"""
+    {window}"""
     elif tags:
         # Filtered by tags: walk the first tag's links in date order from the cursor and keep
         # the posts that pass every other filter (each a primary-key or (post, tag) probe),
@@ -327,11 +355,11 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -
         FROM {PostTag._meta.db_table} l
         JOIN {Post._meta.db_table} p ON p.id = l.post_id
         WHERE l.tag_id = {driving} AND l.listed_at <= %(now)s
-              AND p.status = %(published)s
+              AND p.status = {PUBLISHED}
               {_seek("l.listed_at", "l.post_id", direction) if has_cursor else ""}
               {"".join(f" AND {check}" for check in checks)}
         ORDER BY l.listed_at {order}, l.post_id {order}
-        LIMIT %(limit)s OFFSET %(offset)s
+        {window}
     ) found
     JOIN {Post._meta.db_table} p ON p.id = found.post_id
     ORDER BY p.published_at {order}, p.id {order}"""
@@ -344,7 +372,7 @@ def _list_sql(direction: str, has_cursor: bool, of_tag: bool, filtered: tuple) -
           {"".join(f" AND {condition}" for condition in conditions)}
           {_seek("p.published_at", "p.id", direction) if has_cursor else ""}
     ORDER BY p.published_at {order}, p.id {order}
-    LIMIT %(limit)s OFFSET %(offset)s"""
+    {window}"""
     # One row per card after the head's columns, the first also with the page's stack tags; a
     # head without cards is one row whose card columns are NULL, and no row at all means no
     # such tag. The cards are a LATERAL subquery of the head (the tag page's tag id comes from
@@ -382,16 +410,16 @@ def list_page(
     passing `filters`) from `position`, skipping `offset`, with the list's total or its tag
     (1 query); None when no tag has that slug."""
     of_tag = tag_slug is not None
-    key = (position.direction, position.cursor is not None, of_tag, filters.signature())
+    key = (
+        position.direction, position.cursor is not None, of_tag, filters.signature(),
+        limit if offset == 0 else None,
+    )
     params = {
-        "counter": Counter.LISTED_POSTS,
         "slug": tag_slug,
         "f_stack": filters.stack,
         "f_tool": filters.tool,
         "f_difficulty": filters.difficulty,
         "f_language": filters.language,
-        "published": PublicationStatus.PUBLISHED.value,
-        "stack": TagRole.STACK.value,
         "now": now,
         "links": offset + limit,
         "limit": limit,

@@ -33,7 +33,6 @@ from posts.models import (
     PublicationStatus,
     SearchDocument,
     Tag,
-    TagRole,
     cards,
 )
 
@@ -179,7 +178,6 @@ def _run_search(query: Query, now, filters: Filters, *, limit: int, offset: int)
         try:
             cursor.execute(_search_sql(filters.signature()), {
                 "q": query.text,
-                "stack": TagRole.STACK.value,
                 "now": now,
                 "window": settings.SEARCH_WINDOW,
                 "limit": limit,
