@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -179,6 +180,53 @@ def test_list_queries_are_the_same_on_every_page(
         response = client.get(url, query)
 
     assert response.status_code == 200
+
+
+@pytest.fixture
+def twenty_thousand_posts():
+    """A post with one tag, and 20,000 copies made in SQL (as bench/ clones posts): enough
+    rows for the planner to weigh a page as it does on a real site. Returns the tag."""
+    post = PostFactory(tag_count=1)
+    columns = [field.column for field in Post._meta.concrete_fields if field.column != "id"]
+    copied = [f"{column} || '-' || n" if column in ("slug", "reference", "source_id")
+              else column for column in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Post._meta.db_table} ({', '.join(columns)}) "
+            f"SELECT {', '.join(copied)} FROM {Post._meta.db_table}, generate_series(1, 20000) n "
+            "WHERE id = %s",
+            [post.pk],
+        )
+        cursor.execute(
+            f"INSERT INTO {PostTag._meta.db_table} (role, position, post_id, tag_id, listed_at) "
+            f"SELECT l.role, l.position, p.id, l.tag_id, l.listed_at "
+            f"FROM {PostTag._meta.db_table} l JOIN {Post._meta.db_table} p ON p.id <> l.post_id "
+            "WHERE l.post_id = %s",
+            [post.pk],
+        )
+        cursor.execute(f"ANALYZE {Post._meta.db_table}, {PostTag._meta.db_table}")
+    return PostTag.objects.select_related("tag").get(post=post).tag
+
+
+@pytest.mark.parametrize("url", ["/", "/?page=last", "tag"])
+def test_a_list_statement_is_planned_once_per_connection(client, twenty_thousand_posts, url):
+    # PostgreSQL plans a prepared statement with its parameters' values five times, then keeps
+    # a generic plan unless that one looks costlier. With its LIMIT a parameter it always did
+    # (a tenth of the table), and every list page was planned again (reading._list_sql).
+    if url == "tag":
+        url = twenty_thousand_posts.get_absolute_url()
+    for _ in range(15):
+        assert client.get(url).status_code == 200
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ["%WITH card AS%"],
+        )
+        plans = cursor.fetchall()
+    # psycopg prepares it on its 6th run; PostgreSQL plans it for the values 5 times more.
+    assert plans == [(5, 5)]
 
 
 # Counts.
