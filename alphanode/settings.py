@@ -224,8 +224,10 @@ def database_from_url(url):
         if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
             # Planning a page's query took longer than running it (1.3 ms against 0.7 ms for
             # the article): a statement run 5 times on a pooled connection is prepared there
-            # and planned once. Needs server-side parameters. Turn off behind a pooler in
-            # transaction mode (PgBouncer < 1.21), which cannot keep prepared statements.
+            # and planned once, if PostgreSQL finds its generic plan no costlier
+            # (docs/queries.md, "Planned once, for real"). Needs server-side parameters.
+            # Turn off behind a pooler in transaction mode (PgBouncer < 1.21), which cannot
+            # keep prepared statements.
             options["server_side_binding"] = True
             options["prepare_threshold"] = 5
     return database
