@@ -28,7 +28,7 @@ from posts.models import Post, PostTag, Tag, TagKind, cards
 from posts.pagination import (
     NEWER,
     BadPosition,
-    CappedCountPaginator,
+    LookaheadPaginator,
     Position,
     legacy_cursor,
     page_at,
@@ -46,10 +46,12 @@ REVIEW_PERMISSIONS = ("posts.flag_post", "posts.review_post")
 
 
 def paginate(request, queryset):
-    """Return the requested page of `queryset`; a bad or out-of-range page number is a 404."""
-    paginator = CappedCountPaginator(queryset, settings.POSTS_PER_PAGE)
+    """Return the requested page of `queryset`, counting at most LookaheadPaginator's pages
+    past it; a bad or out-of-range page number is a 404."""
+    number = request.GET.get("page", 1)
+    paginator = LookaheadPaginator(queryset, settings.POSTS_PER_PAGE, number)
     try:
-        return paginator.page(request.GET.get("page", 1))
+        return paginator.page(number)
     except InvalidPage as error:
         raise Http404(
             f"No such page: {error}. Pages run from 1 to {paginator.num_pages}."

@@ -3,12 +3,15 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from posts import review
 from posts.exporting import export_records
 from posts.models import Post, ReviewAction, ReviewEvent, RevisionStatus
+from posts.pagination import LookaheadPaginator
 from posts.serialization import dumps, record_to_dict
 from tests.conftest import make_user
 from tests.factories import PostFactory
@@ -200,13 +203,49 @@ def test_queue_queries_are_constant(client, reviewer, settings, django_assert_nu
     client.force_login(reviewer)
 
     # 1 session (in PostgreSQL, so a Redis outage keeps reviewers logged in), 2 its user, 3-4
-    # user and group permissions, 5 count (capped at 10,001 rows: beyond, the page says
-    # "about" and uses the planner's estimate), 6 page of posts with the flag's author and
-    # revision joined
+    # user and group permissions, 5 count (stopping 50 pages past this one: beyond, the page
+    # says "or more"), 6 page of posts with the flag's author and revision joined
     with django_assert_num_queries(6):
         response = client.get(reverse("posts:review_queue"))
 
     assert len(response.context["page"].object_list) == min(flagged, 25)
+
+
+def test_queue_counts_only_a_few_pages_past_the_one_shown(
+    client, reviewer, settings, monkeypatch
+):
+    settings.POSTS_PER_PAGE = 2
+    monkeypatch.setattr(LookaheadPaginator, "PAGES_AHEAD", 1)
+    posts = PostFactory.create_batch(9)
+    review.flag_posts(Post.objects.filter(pk__in=[p.pk for p in posts]), reviewer, "check")
+    client.force_login(reviewer)
+    url = reverse("posts:review_queue")
+
+    with CaptureQueriesContext(connection) as queries:
+        first = client.get(url)
+
+    # Page 1 counts at most 2 pages (4 rows) and one more row, on page 3, to know there are more.
+    assert [q["sql"] for q in queries if "COUNT(*)" in q["sql"] and "LIMIT 5)" in q["sql"]]
+    assert "page 1 of 3 or more" in first.content.decode()
+    assert client.get(url, {"page": 2}).status_code == 200  # its "later flags" link
+    last = client.get(url, {"page": 5})
+    assert "page 5 of 5" in last.content.decode()  # counted to the end: 9 posts
+    assert len(last.context["page"].object_list) == 1
+
+
+@pytest.mark.parametrize("number", ["6", "0", "two", str(10**30)])
+def test_queue_page_out_of_range_or_unreadable_is_a_404_saying_why(
+    client, reviewer, settings, number
+):
+    settings.POSTS_PER_PAGE = 2
+    posts = PostFactory.create_batch(9)
+    review.flag_posts(Post.objects.filter(pk__in=[p.pk for p in posts]), reviewer, "check")
+    client.force_login(reviewer)
+
+    response = client.get(reverse("posts:review_queue"), {"page": number})
+
+    assert response.status_code == 404
+    assert "Pages run from 1 to 5." in response.content.decode()
 
 
 # History ----------------------------------------------------------------------------------
