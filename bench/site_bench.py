@@ -2,16 +2,18 @@
 
 Usage: .venv/bin/python bench/site_bench.py [--sizes 10000,1000000] [--duration 5]
 
-For each size: starts a throwaway PostgreSQL and Redis (as the tests do, with production-like
-memory), imports that many generated posts through `import_posts` (timing it and its peak
-memory) plus a few crafted ones (a post with 20 tags, 3 images and 10 entities; 20 posts on
-a rare tag), runs VACUUM ANALYZE, times `refresh_similar --restart`, serves the site with
-gunicorn (DEBUG off, 2 sync workers) on loopback, and drives every page with wrk for
---duration seconds, alternating each run with a trivial Django view on the same gunicorn (the
-ceiling) and comparing the article and home pages with their naive N+1 versions
-(bench/bench_urls.py). It also counts each page's SQL
-queries and EXPLAIN ANALYZEs each of them, flagging sequential scans of tables over 10,000 rows
-and sorts that spill to disk.
+For each size, in a process of its own: starts a throwaway PostgreSQL and Redis (as the tests
+do, with production-like memory), imports that many generated posts through `import_posts`
+(timing it and its peak memory) plus a few crafted ones (a post with 20 tags, 3 images and 10
+entities; 20 posts on a rare tag), runs VACUUM ANALYZE, times `refresh_similar --restart`,
+counts each page's SQL queries and EXPLAIN ANALYZEs each of them (flagging sequential scans of
+tables over 10,000 rows and sorts that spill to disk), and serves the site with gunicorn
+(DEBUG off, 2 sync workers) on loopback.
+
+Once every size is served, the sizes are measured side by side: every page is driven with wrk
+for --duration seconds at each size in turn (--rounds times, the order of the sizes
+alternating), each run followed by a trivial Django view on the same gunicorn (the ceiling),
+and the article and home pages also against their naive N+1 versions (bench/bench_urls.py).
 
 Prints a table per size and the ratios, and writes bench/results/latest-<sizes>.json and .md
 (and a dated copy of the JSON) and bench/results/p95-<sizes>.png, so a run at 10,000 alone
@@ -31,6 +33,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +49,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from import_bench import PG_SETTINGS, run_manage  # noqa: E402
 
 SEQ_SCAN_ROWS = 10_000  # a sequential scan of a table larger than this is flagged
+DEFAULT_ROUNDS = 3  # runs of each page at each size when several sizes are measured
+READY = "BENCH SITE READY"  # a size's bench process serves its pages
 RARE_TAG = "bench rare tool"
 RARE_POSTS = 20
 RARE_WORD = "zeppelin"  # in the rare posts' titles only
@@ -353,48 +358,163 @@ def bench_size(size, options):
         port = free_port()
         log = Path(tempfile.gettempdir()) / f"alphanode-bench-gunicorn-{size}.log"
         gunicorn = start_gunicorn(port, env, log)
-        base = f"http://127.0.0.1:{port}"
-        wrk(base, ["/bench/hello/"], 2, options.connections)  # warm up
-        hello = wrk(base, ["/bench/hello/"], options.duration, options.connections)
-        result["pages"] = {}
-        for name, page in pages.items():
-            headers = {"Cookie": f"sessionid={session_key}"} if page.get("login") else None
-            run = wrk(base, page["paths"], options.duration, options.connections, headers)
-            hello_after = wrk(base, ["/bench/hello/"], options.duration, options.connections)
-            ceiling = (hello.rps + hello_after.rps) / 2
-            hello = hello_after
-            entry = {
-                **dataclasses.asdict(run), "rps": round(run.rps, 1),
-                "ceiling_rps": round(ceiling, 1),
-                "ratio_to_ceiling": round(share(run.rps, ceiling), 4),
-                "queries": inspected[name]["queries"], "plans": inspected[name]["plans"],
-            }
-            if page.get("naive"):
-                naive = wrk(base, [page["naive"]], options.duration, options.connections)
-                entry["naive_rps"] = round(naive.rps, 1)
-                entry["optimized_over_naive"] = round(share(run.rps, naive.rps), 2)
-                # Let the naive requests still queued in gunicorn finish before the next
-                # page is measured (at a million posts each naive home page counts them all).
-                wrk(base, ["/bench/hello/"], 2, options.connections)
-            result["pages"][name] = entry
-            if run.requests == 0:
-                # Every request outlived wrk's time-out: report it, let gunicorn catch up.
-                print(f"  {name}: NO REQUEST FINISHED within wrk's 10 s time-out", flush=True)
-                wrk(base, ["/bench/hello/"], 30, options.connections)
-            print(f"  {name}: {run.rps:,.0f} req/s ({share(run.rps, ceiling):.1%} of "
-                  f"{ceiling:,.0f}), "
-                  f"p95 {run.p95_ms:.1f} ms, {entry['queries']} queries"
-                  + (f", {entry['optimized_over_naive']}x naive" if page.get("naive") else "")
-                  + (f", {run.errors} errors" if run.errors else ""), flush=True)
+        # Serve until the parent has measured every size's pages side by side
+        # (measure_side_by_side); it then says "warm" to go on, anything else to stop.
+        result["inspected"] = inspected
+        Path(options.output).write_text(json.dumps({
+            "result": result, "base": f"http://127.0.0.1:{port}", "pages": pages,
+            "session_key": session_key,
+        }))
+        print(READY, flush=True)
+        if sys.stdin.readline().strip() != "warm":
+            return None
         stop(gunicorn)
         gunicorn = None
         result["warm"] = bench_warm(pages, env, options)
         result["hit_ratio"] = bench_hit_ratio(env, options)
-        return result
+        return {"warm": result["warm"], "hit_ratio": result["hit_ratio"]}
     finally:
         if gunicorn is not None:
             stop(gunicorn)
         servers.stop_servers()
+
+
+@dataclasses.dataclass
+class Site:
+    """One size's site, set up and served by its own bench process (bench_size), and what the
+    side-by-side measurement found on it."""
+
+    size: int
+    process: subprocess.Popen
+    output: Path
+    base: str = ""
+    pages: dict = dataclasses.field(default_factory=dict)
+    session_key: str = ""
+    result: dict = dataclasses.field(default_factory=dict)
+    hello: Run | None = None  # the latest hello-world run on this site's gunicorn
+
+
+def start_site(size, output, options):
+    """Start the bench process of one size; return its Site once it serves, having echoed
+    its progress (the import of a million posts takes a while)."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, f"--one-size={size}", f"--output={output}",
+         f"--duration={options.duration}", f"--connections={options.connections}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    site = Site(size, process, output)
+    for line in process.stdout:
+        if line.strip() == READY:
+            ready = json.loads(output.read_text())
+            site.base, site.pages = ready["base"], ready["pages"]
+            site.session_key, site.result = ready["session_key"], ready["result"]
+            return site
+        print(line, end="", flush=True)
+    process.wait()
+    raise SystemExit(f"the bench process of {size:,} posts exited with {process.returncode} "
+                     "before serving its pages (its output is above)")
+
+
+def finish_site(site, command):
+    """Tell a site's bench process to go on ("warm": the warm pages, then stop) or to stop;
+    echo its output; return what it wrote."""
+    with contextlib.suppress(BrokenPipeError):
+        site.process.stdin.write(command + "\n")
+        site.process.stdin.close()
+    for line in site.process.stdout:
+        print(line, end="", flush=True)
+    if site.process.wait() != 0:
+        raise SystemExit(f"the bench process of {site.size:,} posts exited with "
+                         f"{site.process.returncode}")
+    return json.loads(site.output.read_text()) if command == "warm" else None
+
+
+def measure_side_by_side(sites, options):
+    """Drive every page on every site, the sizes one after another in each round, and every
+    run followed by a hello-world run on the same gunicorn (its ceiling); fill each site's
+    result["pages"] with the median of its rounds.
+
+    The sizes are served at the same time so that a ratio between them (p95 at a million over
+    p95 at 10,000) compares runs made within seconds of each other: this machine's speed
+    drifts by a quarter over the tens of minutes between one size's runs and the next's.
+    Rounds alternate the order of the sizes (A B, B A, A B), so a drift within a page's runs
+    weighs on both sizes alike, and the median of three rounds leaves out one disturbed run.
+    """
+    rounds = options.rounds or (DEFAULT_ROUNDS if len(sites) > 1 else 1)
+    for site in sites:
+        wrk(site.base, ["/bench/hello/"], 2, options.connections)  # warm up
+        site.hello = wrk(site.base, ["/bench/hello/"], options.duration, options.connections)
+        site.result["pages"] = {}
+    for name in sites[0].pages:
+        runs = {site.size: [] for site in sites}
+        naive = {}
+        for site in sites:
+            # Each gunicorn worker's first requests of a page compile its templates and
+            # prepare its statements: not what is being measured.
+            page = site.pages[name]
+            headers = {"Cookie": f"sessionid={site.session_key}"} if page.get("login") else None
+            wrk(site.base, page["paths"], 1, options.connections, headers)
+        for number in range(rounds):
+            for site in sites if number % 2 == 0 else sites[::-1]:
+                page = site.pages[name]
+                headers = {"Cookie": f"sessionid={site.session_key}"} if page.get("login") else None
+                run = wrk(site.base, page["paths"], options.duration, options.connections,
+                          headers)
+                hello_after = wrk(site.base, ["/bench/hello/"], options.duration,
+                                  options.connections)
+                ceiling = (site.hello.rps + hello_after.rps) / 2
+                site.hello = hello_after
+                runs[site.size].append((run, ceiling))
+                if run.requests == 0:
+                    # Every request outlived wrk's time-out: report it, let gunicorn catch up.
+                    print(f"  {site.size:,}: {name}: NO REQUEST FINISHED within wrk's 10 s "
+                          "time-out", flush=True)
+                    wrk(site.base, ["/bench/hello/"], 30, options.connections)
+                if number == 0 and page.get("naive"):
+                    naive[site.size] = wrk(site.base, [page["naive"]], options.duration,
+                                           options.connections)
+                    # Let the naive requests still queued in gunicorn finish before the next
+                    # run (at a million posts each naive home page counts them all).
+                    wrk(site.base, ["/bench/hello/"], 2, options.connections)
+        for site in sites:
+            entry = page_entry(runs[site.size], site.result["inspected"][name])
+            if site.size in naive:
+                entry["naive_rps"] = round(naive[site.size].rps, 1)
+                entry["optimized_over_naive"] = round(share(entry["rps"], naive[site.size].rps),
+                                                      2)
+            site.result["pages"][name] = entry
+            print(f"  {site.size:,}: {name}: {entry['rps']:,.0f} req/s "
+                  f"({entry['ratio_to_ceiling']:.1%} of {entry['ceiling_rps']:,.0f}), "
+                  f"p95 {entry['p95_ms']:.1f} ms ({', '.join(
+                      f'{run.p95_ms:.1f}' for run, _ in runs[site.size])}), "
+                  f"{entry['queries']} queries"
+                  + (f", {entry['optimized_over_naive']}x naive" if site.size in naive else "")
+                  + (f", {entry['errors']} errors" if entry["errors"] else ""), flush=True)
+
+
+def page_entry(runs, inspected):
+    """Return a page's figures at one size from its rounds [(Run, ceiling req/s)]: the median
+    of each figure over the rounds, the rounds themselves, its queries and their plans."""
+    def median(values):
+        return round(statistics.median(values), 3)
+
+    rps = median([run.rps for run, _ in runs])
+    ceiling = median([ceiling for _, ceiling in runs])
+    return {
+        "requests": sum(run.requests for run, _ in runs),
+        "errors": sum(run.errors for run, _ in runs),
+        "seconds": round(sum(run.seconds for run, _ in runs), 2),
+        "p50_ms": median([run.p50_ms for run, _ in runs]),
+        "p95_ms": median([run.p95_ms for run, _ in runs]),
+        "p99_ms": median([run.p99_ms for run, _ in runs]),
+        "rps": round(rps, 1),
+        "ceiling_rps": round(ceiling, 1),
+        "ratio_to_ceiling": round(median([share(run.rps, ceiling) for run, ceiling in runs]), 4),
+        "rounds": [{**dataclasses.asdict(run), "rps": round(run.rps, 1),
+                    "ceiling_rps": round(ceiling, 1)} for run, ceiling in runs],
+        "queries": inspected["queries"],
+        "plans": inspected["plans"],
+    }
 
 
 WARM_PAGES = ("article, 20 tags", "article, random", "home, first page",
@@ -573,7 +693,12 @@ def markdown(report):
     results = report["results"]
     lines = [
         f"Run of {report['started']} on {report['machine']}; `{report['command']}`, each page "
-        f"`{report['wrk']}`.",
+        f"`{report['wrk']}`."
+        + (f" The sizes were served at once and measured side by side: {report['rounds']} "
+           "runs of each page at each size after a 1 s warm-up, the sizes alternating (A B, B A, "
+           "...), each figure the "
+           "median of its runs, each run's ceiling the hello-world runs around it on the same "
+           "gunicorn." if report.get("rounds", 1) > 1 else ""),
         "",
         "| size | import_posts | peak memory | refresh_similar |",
         "| --- | --- | --- | --- |",
@@ -672,6 +797,9 @@ def main():
                         "--sizes 10000,1000000, about an hour here).")
     parser.add_argument("--duration", type=int, default=5, help="Seconds per wrk run.")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
+    parser.add_argument("--rounds", type=int, help="Runs of each page at each size, the sizes "
+                        "alternating (default 3 with several sizes, else 1); figures are their "
+                        "median.")
     parser.add_argument("--report", metavar="JSON",
                         help="Only print and write the tables and chart of a finished run.")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
@@ -692,23 +820,35 @@ def main():
     if options.one_size is not None:
         # One size per process: Django reads its database settings once.
         result = bench_size(options.one_size, options)
-        Path(options.output).write_text(json.dumps(result))
+        if result is not None:
+            Path(options.output).write_text(json.dumps(result))
         return
     started_at = datetime.datetime.now(datetime.UTC)
-    results = []
-    for size in sizes:
-        with tempfile.NamedTemporaryFile(suffix=".json") as output:
-            subprocess.run(
-                [sys.executable, __file__, f"--one-size={size}", f"--output={output.name}",
-                 f"--duration={options.duration}", f"--connections={options.connections}"],
-                check=True,
-            )
-            results.append(json.loads(Path(output.name).read_text()))
+    sites = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for size in sizes:
+                sites.append(start_site(size, Path(tmp) / f"{size}.json", options))
+            print(f"\nMeasuring {', '.join(f'{size:,}' for size in sizes)} posts side by side",
+                  flush=True)
+            measure_side_by_side(sites, options)
+        except BaseException:
+            for site in sites:
+                with contextlib.suppress(BaseException):
+                    finish_site(site, "stop")
+            raise
+        results = []
+        for site in sites:
+            site.result |= finish_site(site, "warm")
+            del site.result["inspected"]
+            results.append(site.result)
+    rounds = options.rounds or (DEFAULT_ROUNDS if len(sites) > 1 else 1)
     report = {
         "started": started_at.isoformat(timespec="seconds"),
         "machine": machine(),
         "command": " ".join([".venv/bin/python", "bench/site_bench.py", *sys.argv[1:]]),
         "wrk": f"wrk -t2 -c{options.connections} -d{options.duration}s",
+        "rounds": rounds,
         "results": results,
         "ratios": ratios(results),
     }
