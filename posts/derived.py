@@ -144,10 +144,23 @@ class CountChange:
                    after.total - before.total)
 
 
+APPLY_COUNTS_SQL = f"""
+UPDATE {TAG_TABLE} tag SET post_count = tag.post_count + change.delta
+FROM unnest(%s::bigint[], %s::bigint[]) AS change(id, delta)
+WHERE tag.id = change.id
+"""
+
+
 def apply_counts(change: CountChange) -> None:
     """Move the stored counts by `change` (2 queries, none when nothing changed)."""
     deltas = change.tags
-    if deltas:
+    if deltas and connection.vendor == "postgresql":
+        # The deltas joined to the tags. The ORM's CASE with a WHEN per tag took 35-40 ms of
+        # Python to build for an import batch's 150 tags, under the writers' lock (1.3 ms
+        # now, measured at 10,000 posts).
+        with connection.cursor() as cursor:
+            cursor.execute(APPLY_COUNTS_SQL, [list(deltas), list(deltas.values())])
+    elif deltas:
         Tag.objects.filter(pk__in=deltas).update(
             post_count=F("post_count")
             + Case(*(When(pk=tag_id, then=Value(delta)) for tag_id, delta in deltas.items()),
@@ -446,26 +459,29 @@ pending AS (
     -- The count change of the batch being written (not stored yet).
     SELECT * FROM unnest(%(pending_tags)s::bigint[], %(pending_deltas)s::bigint[]) AS d(id, delta)
 ),
+links AS MATERIALIZED (
+    SELECT DISTINCT post_id, tag_id, listed_at IS NOT NULL AS listed
+    FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s)
+),
+counts AS (
+    -- Each of the batch's tags with its published posts after the change: the change joined
+    -- by hash. (Looked up per link, it was scanned whole for each of the batch's links, which
+    -- was more than half of the statement's time in an import batch.)
+    SELECT tag.id, tag.post_count + COALESCE(pending.delta, 0) AS post_count
+    FROM (SELECT DISTINCT tag_id FROM links) batch
+    JOIN {TAG_TABLE} tag ON tag.id = batch.tag_id
+    LEFT JOIN pending ON pending.id = batch.tag_id
+),
 own AS (
     -- The distinct tags of each post, with their rarity weight and rank: rarest first, but
     -- after them the tags no other published post carries (they find no candidates).
     SELECT l.post_id, l.tag_id,
-           ln(1 + total.n / greatest(t.post_count, 1)) AS weight,
+           ln(1 + total.n / greatest(c.post_count, 1)) AS weight,
            row_number() OVER (
                PARTITION BY l.post_id
-               ORDER BY t.post_count <= l.listed::int, t.post_count, t.id
+               ORDER BY c.post_count <= l.listed::int, c.post_count, c.id
            ) AS rarity
-    FROM (
-        SELECT DISTINCT post_id, tag_id, listed_at IS NOT NULL AS listed
-        FROM {LINK_TABLE} WHERE post_id = ANY(%(ids)s)
-    ) l
-    CROSS JOIN LATERAL (
-        SELECT tag.id, tag.post_count + COALESCE(
-            (SELECT pending.delta FROM pending WHERE pending.id = tag.id), 0
-        ) AS post_count
-        FROM {TAG_TABLE} tag WHERE tag.id = l.tag_id
-    ) t
-    CROSS JOIN total
+    FROM links l JOIN counts c ON c.id = l.tag_id CROSS JOIN total
 ),
 candidates AS (
     -- The newest published posts of each post's rarest tags: one short index range each.
