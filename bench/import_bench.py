@@ -50,8 +50,13 @@ def run_manage(*args, env):
         process = subprocess.Popen(
             [sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out, stderr=err
         )
-        # wait4 reports the resource use of this child alone, unlike RUSAGE_CHILDREN.
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            # wait4 reports the resource use of this child alone, unlike RUSAGE_CHILDREN.
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: the command must not outlive the benchmark
+            process.kill()
+            process.wait()
+            raise
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

@@ -403,13 +403,18 @@ def start_site(size, output, options):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     site = Site(size, process, output)
-    for line in process.stdout:
-        if line.strip() == READY:
-            ready = json.loads(output.read_text())
-            site.base, site.pages = ready["base"], ready["pages"]
-            site.session_key, site.result = ready["session_key"], ready["result"]
-            return site
-        print(line, end="", flush=True)
+    try:
+        for line in process.stdout:
+            if line.strip() == READY:
+                ready = json.loads(output.read_text())
+                site.base, site.pages = ready["base"], ready["pages"]
+                site.session_key, site.result = ready["session_key"], ready["result"]
+                return site
+            print(line, end="", flush=True)
+    except BaseException:  # interrupted while it sets up: it stops its servers on SIGTERM
+        process.terminate()
+        process.wait()
+        raise
     process.wait()
     raise SystemExit(f"the bench process of {size:,} posts exited with {process.returncode} "
                      "before serving its pages (its output is above)")
@@ -891,5 +896,12 @@ def machine():
     return f"{cpus} cores ({model}), {memory:.0f} GiB, {sys.platform}, Python {python}"
 
 
+def exit_on_sigterm():
+    """Make SIGTERM end this process as Ctrl-C does: through its `finally` blocks and atexit,
+    which stop the servers, gunicorns and commands it started."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()
