@@ -434,6 +434,31 @@ def finish_site(site, command):
     return json.loads(site.output.read_text()) if command == "warm" else None
 
 
+def stop_site(site):
+    """End a site's bench process if it still runs (it stops its servers on SIGTERM)."""
+    if site.process.poll() is None:
+        site.process.terminate()
+        try:
+            site.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            site.process.kill()
+            site.process.wait()
+
+
+def wait_until_served(base, fast=0.05, seconds=120):
+    """Wait until gunicorn has worked through the requests queued before this call: until
+    three hello-world requests in a row are answered within `fast` seconds, then for a
+    moment more, the other worker's last request."""
+    deadline = time.monotonic() + seconds
+    in_a_row = 0
+    while in_a_row < 3 and time.monotonic() < deadline:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{base}/bench/hello/", timeout=seconds).read()
+        in_a_row = in_a_row + 1 if time.monotonic() - started < fast else 0
+    time.sleep(2)
+
+
 def measure_side_by_side(sites, options):
     """Drive every page on every site, the sizes one after another in each round, and every
     run followed by a hello-world run on the same gunicorn (its ceiling); fill each site's
@@ -479,8 +504,9 @@ def measure_side_by_side(sites, options):
                     naive[site.size] = wrk(site.base, [page["naive"]], options.duration,
                                            options.connections)
                     # Let the naive requests still queued in gunicorn finish before the next
-                    # run (at a million posts each naive home page counts them all).
-                    wrk(site.base, ["/bench/hello/"], 2, options.connections)
+                    # run, at either size (at a million posts each naive home page counts
+                    # them all, 1.6 s).
+                    wait_until_served(site.base)
         for site in sites:
             entry = page_entry(runs[site.size], site.result["inspected"][name])
             if site.size in naive:
@@ -499,7 +525,9 @@ def measure_side_by_side(sites, options):
 
 def page_entry(runs, inspected):
     """Return a page's figures at one size from its rounds [(Run, ceiling req/s)]: the median
-    of each figure over the rounds, the rounds themselves, its queries and their plans."""
+    over the rounds of its req/s, latencies, ceiling and ratio to the ceiling (each round's
+    req/s over that round's own ceiling); the totals of its requests, errors and seconds; the
+    rounds themselves; its queries and their plans."""
     def median(values):
         return round(statistics.median(values), 3)
 
@@ -701,9 +729,9 @@ def markdown(report):
         f"`{report['wrk']}`."
         + (f" The sizes were served at once and measured side by side: {report['rounds']} "
            "runs of each page at each size after a 1 s warm-up, the sizes alternating (A B, B A, "
-           "...), each figure the "
-           "median of its runs, each run's ceiling the hello-world runs around it on the same "
-           "gunicorn." if report.get("rounds", 1) > 1 else ""),
+           "...); req/s, latencies and % of the ceiling are the median of its runs, each "
+           "run's ceiling the hello-world runs around it on the same gunicorn."
+           if report.get("rounds", 1) > 1 else ""),
         "",
         "| size | import_posts | peak memory | refresh_similar |",
         "| --- | --- | --- | --- |",
@@ -799,7 +827,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000",
                         help="Comma-separated post counts (default 10000; the full run is "
-                        "--sizes 10000,1000000, about an hour here).")
+                        "--sizes 10000,1000000, about 70 minutes here).")
     parser.add_argument("--duration", type=int, default=5, help="Seconds per wrk run.")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
     parser.add_argument("--rounds", type=int, help="Runs of each page at each size, the sizes "
@@ -814,6 +842,8 @@ def main():
         sizes = [int(size) for size in options.sizes.split(",")]
     except ValueError:
         sys.exit(f"--sizes {options.sizes!r}: expected comma-separated whole numbers")
+    if options.rounds is not None and options.rounds < 1:
+        sys.exit(f"--rounds {options.rounds}: expected 1 or more")
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: install it with `apt-get install -y wrk`.")
     if options.report is not None:
@@ -837,16 +867,14 @@ def main():
             print(f"\nMeasuring {', '.join(f'{size:,}' for size in sizes)} posts side by side",
                   flush=True)
             measure_side_by_side(sites, options)
-        except BaseException:
+            results = []
             for site in sites:
-                with contextlib.suppress(BaseException):
-                    finish_site(site, "stop")
-            raise
-        results = []
-        for site in sites:
-            site.result |= finish_site(site, "warm")
-            del site.result["inspected"]
-            results.append(site.result)
+                site.result |= finish_site(site, "warm")
+                del site.result["inspected"]
+                results.append(site.result)
+        finally:
+            for site in sites:
+                stop_site(site)
     rounds = options.rounds or (DEFAULT_ROUNDS if len(sites) > 1 else 1)
     report = {
         "started": started_at.isoformat(timespec="seconds"),
@@ -869,7 +897,7 @@ def main():
     write_figures(report, sizes)
     if sizes == [10_000]:
         print("The million-post run: .venv/bin/python bench/site_bench.py "
-              "--sizes 10000,1000000 (about an hour on 2 cores).")
+              "--sizes 10000,1000000 (about 70 minutes on 2 cores).")
 
 
 def write_figures(report, sizes):
