@@ -359,7 +359,8 @@ def bench_size(size, options):
         log = Path(tempfile.gettempdir()) / f"alphanode-bench-gunicorn-{size}.log"
         gunicorn = start_gunicorn(port, env, log)
         # Serve until the parent has measured every size's pages side by side
-        # (measure_side_by_side); it then says "warm" to go on, anything else to stop.
+        # (measure_side_by_side); it then says "warm" to go on. End of input (the parent is
+        # gone) stops here; so does SIGTERM (stop_site).
         result["inspected"] = inspected
         Path(options.output).write_text(json.dumps({
             "result": result, "base": f"http://127.0.0.1:{port}", "pages": pages,
@@ -421,18 +422,17 @@ def start_site(size, output, options):
                      "before serving its pages (its output is above)")
 
 
-def finish_site(site, command):
-    """Tell a site's bench process to go on ("warm": the warm pages, then stop) or to stop;
-    echo its output; return what it wrote."""
-    with contextlib.suppress(BrokenPipeError):
-        site.process.stdin.write(command + "\n")
-        site.process.stdin.close()
+def finish_site(site):
+    """Have a site's bench process measure its warm pages and stop; echo its output; return
+    what it wrote."""
+    site.process.stdin.write("warm\n")
+    site.process.stdin.close()
     for line in site.process.stdout:
         print(line, end="", flush=True)
     if site.process.wait() != 0:
         raise SystemExit(f"the bench process of {site.size:,} posts exited with "
                          f"{site.process.returncode}")
-    return json.loads(site.output.read_text()) if command == "warm" else None
+    return json.loads(site.output.read_text())
 
 
 def stop_site(site):
@@ -881,7 +881,7 @@ def main():
                   "next", flush=True)
             results = []
             for site in sites:
-                site.result |= finish_site(site, "warm")
+                site.result |= finish_site(site)
                 del site.result["inspected"]
                 results.append(site.result)
             print(f"Done {elapsed(started_at)} after the start", flush=True)
