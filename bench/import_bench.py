@@ -16,6 +16,7 @@ faster per post than the naive loop.
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,12 @@ def start_servers():
         pg_settings=PG_SETTINGS,
     )
     return servers.stop_servers
+
+
+def exit_on_sigterm():
+    """Make SIGTERM end this process as Ctrl-C does: through its `finally` blocks and atexit,
+    which stop the servers, gunicorns and commands it started."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def run_manage(*args, env):
@@ -165,4 +172,5 @@ def main():
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -14,7 +14,7 @@ bench/out/.
 
 import argparse
 import os
-import signal
+import resource
 import sys
 from pathlib import Path
 
@@ -23,7 +23,7 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from import_bench import PG_SETTINGS, run_manage  # noqa: E402
+from import_bench import PG_SETTINGS, exit_on_sigterm, run_manage  # noqa: E402
 
 STATEMENTS = 18  # statements listed, the costliest first
 
@@ -54,8 +54,6 @@ def server_cpu_seconds(launcher_pid):
 
 def timed_import(path, env, server_pid):
     """Import `path`; return (wall seconds, the command's CPU seconds, PostgreSQL's)."""
-    import resource
-
     server_before = server_cpu_seconds(server_pid)
     own_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, _, summary = run_manage("import_posts", str(path), "--verbosity=0", env=env)
@@ -122,6 +120,5 @@ def main():
 
 
 if __name__ == "__main__":
-    # SIGTERM ends it as Ctrl-C does, through the `finally` that stops its servers.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     main()

@@ -46,7 +46,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from import_bench import PG_SETTINGS, run_manage  # noqa: E402
+from import_bench import PG_SETTINGS, exit_on_sigterm, run_manage  # noqa: E402
 
 SEQ_SCAN_ROWS = 10_000  # a sequential scan of a table larger than this is flagged
 DEFAULT_ROUNDS = 3  # runs of each page at each size when several sizes are measured
@@ -471,7 +471,7 @@ def measure_side_by_side(sites, options):
     Rounds alternate the order of the sizes (A B, B A, A B), so a drift within a page's runs
     weighs on both sizes alike, and the median of three rounds leaves out one disturbed run.
     """
-    rounds = options.rounds or (DEFAULT_ROUNDS if len(sites) > 1 else 1)
+    rounds = rounds_of(options, sites)
     for site in sites:
         wrk(site.base, ["/bench/hello/"], 2, options.connections)  # warm up
         site.hello = wrk(site.base, ["/bench/hello/"], options.duration, options.connections)
@@ -482,15 +482,11 @@ def measure_side_by_side(sites, options):
         for site in sites:
             # Each gunicorn worker's first requests of a page compile its templates and
             # prepare its statements: not what is being measured.
-            page = site.pages[name]
-            headers = {"Cookie": f"sessionid={site.session_key}"} if page.get("login") else None
-            wrk(site.base, page["paths"], 1, options.connections, headers)
+            drive(site, name, 1, options)
         for number in range(rounds):
             for site in sites if number % 2 == 0 else sites[::-1]:
                 page = site.pages[name]
-                headers = {"Cookie": f"sessionid={site.session_key}"} if page.get("login") else None
-                run = wrk(site.base, page["paths"], options.duration, options.connections,
-                          headers)
+                run = drive(site, name, options.duration, options)
                 hello_after = wrk(site.base, ["/bench/hello/"], options.duration,
                                   options.connections)
                 ceiling = (site.hello.rps + hello_after.rps) / 2
@@ -522,6 +518,18 @@ def measure_side_by_side(sites, options):
                   f"{entry['queries']} queries"
                   + (f", {entry['optimized_over_naive']}x naive" if site.size in naive else "")
                   + (f", {entry['errors']} errors" if entry["errors"] else ""), flush=True)
+
+
+def drive(site, name, seconds, options):
+    """Drive page `name` of `site` with wrk for `seconds` (logged in if the page needs it)."""
+    page = site.pages[name]
+    headers = {"Cookie": f"sessionid={site.session_key}"} if page.get("login") else None
+    return wrk(site.base, page["paths"], seconds, options.connections, headers)
+
+
+def rounds_of(options, sizes):
+    """Return the runs of each page at each size: --rounds, else 3 with several sizes."""
+    return options.rounds or (DEFAULT_ROUNDS if len(sizes) > 1 else 1)
 
 
 def page_entry(runs, inspected):
@@ -888,7 +896,7 @@ def main():
         finally:
             for site in sites:
                 stop_site(site)
-    rounds = options.rounds or (DEFAULT_ROUNDS if len(sites) > 1 else 1)
+    rounds = rounds_of(options, sizes)
     report = {
         "started": started_at.isoformat(timespec="seconds"),
         "machine": machine(),
@@ -942,12 +950,6 @@ def machine():
         pass
     python = sys.version.split()[0]
     return f"{cpus} cores ({model}), {memory:.0f} GiB, {sys.platform}, Python {python}"
-
-
-def exit_on_sigterm():
-    """Make SIGTERM end this process as Ctrl-C does: through its `finally` blocks and atexit,
-    which stop the servers, gunicorns and commands it started."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 if __name__ == "__main__":
